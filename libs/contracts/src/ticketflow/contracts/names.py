@@ -1,0 +1,41 @@
+"""Every name that crosses a process boundary.
+
+Workers register, and clients call, workflows, activities, updates and queries by these strings; a
+rename here is a breaking change for every workflow in flight, so names are append-only.
+"""
+
+from typing import Final
+
+# Task queues (kebab-case).
+CORE_QUEUE: Final = "ticketflow"
+AGENT_QUEUE: Final = "ticketflow-agent"
+AGENT_FALLBACK_QUEUE: Final = "ticketflow-agent-fallback"
+PROJECTION_QUEUE: Final = "ticketflow-projection"
+
+# Workflow, its messages.
+TICKET_WORKFLOW: Final = "TicketWorkflow"
+DECIDE_UPDATE: Final = "decide"
+STATUS_QUERY: Final = "status"
+
+# Activities.
+CLASSIFY: Final = "classify"
+DRAFT_REPLY: Final = "draft_reply"
+ISSUE_REFUND: Final = "issue_refund"
+SEND_REPLY: Final = "send_reply"
+RECORD_OUTCOME: Final = "record_outcome"
+
+# Search attributes (name, Temporal type).
+TICKET_STATUS_SA: Final = "TicketStatus"
+SEARCH_ATTRIBUTES: Final = {TICKET_STATUS_SA: "Keyword"}
+
+# Memo keys set at workflow start.
+MEMO_CONTENT_SHA256: Final = "content_sha256"
+
+
+def workflow_id(ticket_id: str) -> str:
+    """The workflow id of a ticket: the business key, so a second start of it is refused by Temporal."""
+    return f"ticket-{ticket_id}"
+
+
+def ticket_id_from_workflow_id(wf_id: str) -> str | None:
+    return wf_id.removeprefix("ticket-") if wf_id.startswith("ticket-") else None
