@@ -18,41 +18,41 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
-    "Payload",
-    "TicketStatus",
-    "Category",
-    "ActionKind",
-    "ModelTier",
-    "ReplyKind",
-    "Policy",
-    "NewTicket",
-    "Ticket",
-    "TicketInput",
-    "ClassifyInput",
-    "Classification",
-    "DraftReplyInput",
-    "Draft",
-    "DecideInput",
-    "Decision",
-    "IssueRefundInput",
-    "RefundReceipt",
-    "SendReplyInput",
-    "ReplyReceipt",
-    "AgentCall",
-    "StatusChange",
-    "TicketOutcome",
-    "TicketState",
-    "DecideResult",
-    "TERMINAL_STATUSES",
-    "TICKET_ID_PATTERN",
-    "MAX_SUBJECT_CHARS",
     "MAX_BODY_CHARS",
     "MAX_ID_CHARS",
-    "MAX_REFUND_CENTS",
     "MAX_REASON_CHARS",
-    "TicketId",
-    "ShortId",
+    "MAX_REFUND_CENTS",
+    "MAX_SUBJECT_CHARS",
+    "TERMINAL_STATUSES",
+    "TICKET_ID_PATTERN",
+    "ActionKind",
+    "AgentCall",
+    "Category",
     "Cents",
+    "Classification",
+    "ClassifyInput",
+    "DecideInput",
+    "DecideResult",
+    "Decision",
+    "Draft",
+    "DraftReplyInput",
+    "IssueRefundInput",
+    "ModelTier",
+    "NewTicket",
+    "Payload",
+    "Policy",
+    "RefundReceipt",
+    "ReplyKind",
+    "ReplyReceipt",
+    "SendReplyInput",
+    "ShortId",
+    "StatusChange",
+    "Ticket",
+    "TicketId",
+    "TicketInput",
+    "TicketOutcome",
+    "TicketState",
+    "TicketStatus",
 ]
 
 TICKET_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -133,6 +133,9 @@ class Policy(Payload):
     fallback_schedule_to_start_s: float = Field(30.0, gt=0)
     fallback_start_to_close_s: float = Field(30.0, gt=0)
     fallback_max_attempts: int = Field(3, ge=1)
+    # Side effects (ledger, outbox, projection) retry without limit; a dead worker's attempt is
+    # retried once this much time has passed without a result.
+    side_effect_start_to_close_s: float = Field(10.0, gt=0)
 
 
 class NewTicket(Payload):

@@ -1,0 +1,99 @@
+"""Side-effect activities of core-worker: the refund ledger and the reply outbox.
+
+Synchronous activities (SQLite is blocking I/O), run on the worker's thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from ticketflow.contracts import names
+from ticketflow.contracts.models import (
+    IssueRefundInput,
+    RefundReceipt,
+    ReplyKind,
+    ReplyReceipt,
+    SendReplyInput,
+)
+
+from .ledger import AttemptInfo, Ledger, LedgerConflict
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Test-only fault injection, off by default (see Settings.fault_crash_after_refund_commit)."""
+
+    crash_after_refund_commit: bool = False
+
+
+def _who() -> AttemptInfo:
+    info = activity.info()
+    return AttemptInfo(
+        workflow_id=info.workflow_id,
+        run_id=info.workflow_run_id,
+        activity_id=info.activity_id,
+        attempt=info.attempt,
+    )
+
+
+class LedgerActivities:
+    def __init__(self, ledger: Ledger, faults: Faults = Faults()) -> None:
+        self._ledger = ledger
+        self._faults = faults
+
+    @activity.defn(name=names.ISSUE_REFUND)
+    def issue_refund(self, inp: IssueRefundInput) -> RefundReceipt:
+        try:
+            row = self._ledger.apply_refund(
+                ticket_id=inp.ticket_id,
+                customer_id=inp.customer_id,
+                order_id=inp.order_id,
+                amount_cents=inp.amount_cents,
+                who=_who(),
+            )
+        except LedgerConflict as err:
+            raise ApplicationError(str(err), type="LedgerConflict", non_retryable=True) from err
+        except ValueError as err:
+            raise ApplicationError(
+                str(err), type="InvalidSideEffectInput", non_retryable=True
+            ) from err
+        activity.logger.info(
+            "refund %s for ticket %s: %d cents%s",
+            row.refund_id,
+            row.ticket_id,
+            row.amount_cents,
+            " (already applied)" if row.already_applied else "",
+        )
+        if self._faults.crash_after_refund_commit and not row.already_applied:
+            # The effect is committed; die before Temporal hears about it.
+            os._exit(137)
+        return RefundReceipt(
+            ticket_id=row.ticket_id,
+            refund_id=row.refund_id,
+            amount_cents=row.amount_cents,
+            created_at=row.created_at,
+            already_applied=row.already_applied,
+        )
+
+    @activity.defn(name=names.SEND_REPLY)
+    def send_reply(self, inp: SendReplyInput) -> ReplyReceipt:
+        try:
+            row = self._ledger.send_reply(
+                ticket_id=inp.ticket_id,
+                customer_id=inp.customer_id,
+                kind=inp.kind.value,
+                body=inp.body,
+                who=_who(),
+            )
+        except LedgerConflict as err:
+            raise ApplicationError(str(err), type="LedgerConflict", non_retryable=True) from err
+        return ReplyReceipt(
+            ticket_id=row.ticket_id,
+            reply_id=row.reply_id,
+            kind=ReplyKind(row.kind),
+            created_at=row.created_at,
+            already_sent=row.already_sent,
+        )

@@ -1,0 +1,383 @@
+"""TicketWorkflow: one per ticket, id ``ticket-<ticket_id>``.
+
+RECEIVED -> CLASSIFYING -> DRAFTING -> (auto-approve | WAITING_APPROVAL) -> EXECUTING -> RESOLVED,
+or REJECTED / ESCALATED. Every transition upserts the ``TicketStatus`` search attribute.
+
+Deterministic code only: no I/O, no settings, no wall clock. Policy arrives in the input and is
+fixed for the ticket's life, so replays do not depend on the worker's environment.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutType,
+)
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeoutError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from ticketflow.contracts import names
+    from ticketflow.contracts.models import (
+        ActionKind,
+        AgentCall,
+        Classification,
+        ClassifyInput,
+        DecideInput,
+        DecideResult,
+        Decision,
+        Draft,
+        DraftReplyInput,
+        IssueRefundInput,
+        ModelTier,
+        Policy,
+        RefundReceipt,
+        ReplyKind,
+        ReplyReceipt,
+        SendReplyInput,
+        StatusChange,
+        Ticket,
+        TicketInput,
+        TicketOutcome,
+        TicketState,
+        TicketStatus,
+    )
+    from ticketflow.contracts.search_attributes import TICKET_STATUS
+
+T = TypeVar("T")
+
+AUTO_APPROVER = "auto"
+REJECTION_REPLY = (
+    "Thank you for contacting us. We have reviewed your request and are unable to approve it as "
+    "submitted. A member of our support team will follow up with you personally."
+)
+ESCALATION_REPLY = (
+    "Thank you for contacting us. Your request needs a closer look, so we have passed it to a "
+    "member of our support team, who will get back to you."
+)
+
+# Transient trouble in one attempt is Temporal's to retry; the workflow decides routing.
+_AGENT_NON_RETRYABLE = ["InvalidAgentInput"]
+_SIDE_EFFECT_NON_RETRYABLE = ["LedgerConflict", "InvalidSideEffectInput"]
+
+
+def needs_refund(c: Classification | None) -> bool:
+    return c is not None and c.action == ActionKind.REFUND and (c.refund_cents or 0) > 0
+
+
+def auto_approvable(c: Classification, draft: Draft, policy: Policy) -> bool:
+    """Low risk, confident, and answered by the primary model.
+
+    A fallback answer always needs a human.
+    """
+    if c.tier != ModelTier.PRIMARY or draft.tier != ModelTier.PRIMARY:
+        return False
+    if c.confidence < policy.confidence_threshold:
+        return False
+    return not needs_refund(c) or (c.refund_cents or 0) <= policy.auto_approve_limit_cents
+
+
+def _describe_failure(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, TemporalTimeoutError):
+        return f"timeout:{cause.type.name if cause.type else 'UNKNOWN'}"
+    if isinstance(cause, ApplicationError):
+        return f"error:{cause.type or 'ApplicationError'}: {cause.message}"
+    return f"error:{type(cause).__name__ if cause else 'unknown'}: {err.message}"
+
+
+@workflow.defn(name=names.TICKET_WORKFLOW)
+class TicketWorkflow:
+    @workflow.init
+    def __init__(self, inp: TicketInput) -> None:
+        self._ticket: Ticket = inp.ticket
+        self._policy: Policy = inp.policy
+        self._status = TicketStatus.RECEIVED
+        self._history: list[StatusChange] = []
+        self._classification: Classification | None = None
+        self._draft: Draft | None = None
+        self._decision: Decision | None = None
+        self._refund: RefundReceipt | None = None
+        self._reply: ReplyReceipt | None = None
+        self._escalation_reason: str | None = None
+        self._agent_calls: list[AgentCall] = []
+        self._accepting_decisions = False
+        self._side_effects_done = False
+        self._approval_deadline = None
+        self._outcome: TicketOutcome | None = None
+
+    # ---- run -------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketOutcome:
+        self._set_status(TicketStatus.RECEIVED)
+
+        self._set_status(TicketStatus.CLASSIFYING)
+        classification = await self._call_agent(
+            names.CLASSIFY, ClassifyInput(ticket=self._ticket), Classification, ModelTier.PRIMARY
+        )
+        if classification is None:
+            return await self._escalate("agent could not classify the ticket within its budget")
+        self._classification = classification
+
+        self._set_status(TicketStatus.DRAFTING)
+        # Sticky routing: if classify needed the fallback, the primary is congested; don't make
+        # the draft wait out another primary schedule-to-start timeout.
+        draft = await self._call_agent(
+            names.DRAFT_REPLY,
+            DraftReplyInput(ticket=self._ticket, classification=classification),
+            Draft,
+            classification.tier,
+        )
+        if draft is None:
+            return await self._escalate("agent could not draft a reply within its budget")
+        self._draft = draft
+
+        if auto_approvable(classification, draft, self._policy):
+            self._decision = Decision(
+                approved=True, approver=AUTO_APPROVER, auto=True, decided_at=workflow.now()
+            )
+        else:
+            timeout = timedelta(seconds=self._policy.approval_timeout_s)
+            self._approval_deadline = workflow.now() + timeout
+            self._accepting_decisions = True
+            self._set_status(TicketStatus.WAITING_APPROVAL)
+            try:
+                await workflow.wait_condition(lambda: self._decision is not None, timeout=timeout)
+            except TimeoutError:  # builtin: wait_condition's timeout
+                pass
+            # The door closes here, before any final activity: no late decision can slip in.
+            self._accepting_decisions = False
+            if self._decision is None:
+                return await self._escalate("no decision before the approval timeout")
+
+        assert self._decision is not None
+        if not self._decision.approved:
+            self._set_status(TicketStatus.REJECTED)
+            self._reply = await self._send_reply(ReplyKind.REJECTION, REJECTION_REPLY)
+            return await self._finish()
+
+        self._set_status(TicketStatus.EXECUTING)
+        if needs_refund(classification):
+            try:
+                self._refund = await self._side_effect(
+                    names.ISSUE_REFUND,
+                    IssueRefundInput(
+                        ticket_id=self._ticket.ticket_id,
+                        customer_id=self._ticket.customer_id,
+                        order_id=self._ticket.order_id,
+                        amount_cents=classification.refund_cents or 0,
+                    ),
+                    RefundReceipt,
+                )
+            except ActivityError as err:
+                # Only a non-retryable ledger error gets here (side effects retry forever).
+                return await self._escalate(f"refund failed: {_describe_failure(err)}")
+        self._reply = await self._send_reply(ReplyKind.RESOLUTION, draft.text)
+        self._set_status(TicketStatus.RESOLVED)
+        return await self._finish()
+
+    # ---- messages --------------------------------------------------------------------------
+
+    @workflow.query(name=names.STATUS_QUERY)
+    def status(self) -> TicketState:
+        return TicketState(
+            ticket_id=self._ticket.ticket_id,
+            status=self._status,
+            ticket=self._ticket,
+            classification=self._classification,
+            draft=self._draft,
+            decision=self._decision,
+            refund=self._refund,
+            reply=self._reply,
+            escalation_reason=self._escalation_reason,
+            agent_calls=list(self._agent_calls),
+            accepting_decisions=self._accepting_decisions,
+            side_effects_done=self._side_effects_done,
+            approval_deadline=self._approval_deadline,
+            history=list(self._history),
+            outcome=self._outcome,
+        )
+
+    @workflow.update(name=names.DECIDE_UPDATE)
+    async def decide(self, inp: DecideInput) -> DecideResult:
+        decision = Decision(
+            approved=inp.approved,
+            approver=inp.approver,
+            reason=inp.reason,
+            decided_at=workflow.now(),
+        )
+        self._decision = decision
+        self._accepting_decisions = False
+        # Answer with the status the decision leads to (EXECUTING/REJECTED), not the stale one.
+        await workflow.wait_condition(lambda: self._status != TicketStatus.WAITING_APPROVAL)
+        return DecideResult(
+            ticket_id=self._ticket.ticket_id, status=self._status, decision=decision
+        )
+
+    @decide.validator
+    def _validate_decide(self, inp: DecideInput) -> None:
+        # Rejections here are written nowhere in history.
+        if self._decision is not None:
+            raise ApplicationError(
+                f"ticket {self._ticket.ticket_id} is already decided "
+                f"({'approved' if self._decision.approved else 'rejected'} by "
+                f"{self._decision.approver})",
+                type="AlreadyDecided",
+            )
+        if self._status != TicketStatus.WAITING_APPROVAL or not self._accepting_decisions:
+            raise ApplicationError(
+                f"ticket {self._ticket.ticket_id} is not waiting for approval "
+                f"(status {self._status.value})",
+                type="NotWaitingApproval",
+            )
+        if self._approval_deadline is not None and workflow.now() >= self._approval_deadline:
+            raise ApplicationError(
+                f"the approval window of ticket {self._ticket.ticket_id} has closed",
+                type="ApprovalWindowClosed",
+            )
+        if not inp.approver.strip():
+            raise ApplicationError("approver must not be empty", type="MalformedDecision")
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _set_status(self, status: TicketStatus) -> None:
+        self._status = status
+        self._history.append(StatusChange(status=status, at=workflow.now()))
+        workflow.upsert_search_attributes([TICKET_STATUS.value_set(status.value)])
+
+    async def _call_agent(
+        self, activity: str, arg: Any, result_type: type[T], first_tier: ModelTier
+    ) -> T | None:
+        """Primary, then fallback; None when neither answered within its budget.
+
+        A schedule-to-start timeout on the primary means no primary worker took the call in time
+        (overloaded or absent): that is the routing signal. Temporal never retries it, so the
+        workflow owns the decision. Exhausted retries of transient errors route the same way.
+        """
+        p = self._policy
+        tiers = [ModelTier.PRIMARY, ModelTier.FALLBACK]
+        for tier in tiers[tiers.index(first_tier) :]:
+            if tier == ModelTier.PRIMARY:
+                queue, s2s, s2c, attempts = (
+                    names.AGENT_QUEUE,
+                    p.agent_schedule_to_start_s,
+                    p.agent_start_to_close_s,
+                    p.agent_max_attempts,
+                )
+            else:
+                queue, s2s, s2c, attempts = (
+                    names.AGENT_FALLBACK_QUEUE,
+                    p.fallback_schedule_to_start_s,
+                    p.fallback_start_to_close_s,
+                    p.fallback_max_attempts,
+                )
+            try:
+                result = await workflow.execute_activity(
+                    activity,
+                    arg,
+                    task_queue=queue,
+                    result_type=result_type,
+                    schedule_to_start_timeout=timedelta(seconds=s2s),
+                    start_to_close_timeout=timedelta(seconds=s2c),
+                    heartbeat_timeout=timedelta(seconds=p.agent_heartbeat_timeout_s),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=10),
+                        maximum_attempts=attempts,
+                        non_retryable_error_types=_AGENT_NON_RETRYABLE,
+                    ),
+                )
+            except ActivityError as err:
+                if isinstance(err.cause, CancelledError):
+                    raise
+                reason = _describe_failure(err)
+                workflow.logger.warning("agent %s on %s failed: %s", activity, tier.value, reason)
+                self._agent_calls.append(
+                    AgentCall(activity=activity, tier=tier, ok=False, error=reason)
+                )
+                if (
+                    tier == ModelTier.PRIMARY
+                    and isinstance(err.cause, TemporalTimeoutError)
+                    and err.cause.type == TimeoutType.SCHEDULE_TO_START
+                ):
+                    workflow.logger.info("routing %s to the fallback model", activity)
+                continue
+            self._agent_calls.append(AgentCall(activity=activity, tier=tier, ok=True))
+            return result
+        return None
+
+    async def _side_effect(self, activity: str, arg: Any, result_type: type[T]) -> T:
+        """Ledger/outbox effects: idempotent by ticket_id, so retrying forever is safe."""
+        return await workflow.execute_activity(
+            activity,
+            arg,
+            task_queue=names.CORE_QUEUE,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=self._policy.side_effect_start_to_close_s),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=0,
+                non_retryable_error_types=_SIDE_EFFECT_NON_RETRYABLE,
+            ),
+        )
+
+    async def _send_reply(self, kind: ReplyKind, body: str) -> ReplyReceipt:
+        return await self._side_effect(
+            names.SEND_REPLY,
+            SendReplyInput(
+                ticket_id=self._ticket.ticket_id,
+                customer_id=self._ticket.customer_id,
+                kind=kind,
+                body=body,
+            ),
+            ReplyReceipt,
+        )
+
+    async def _escalate(self, reason: str) -> TicketOutcome:
+        # Terminal status first: from here on no decision is accepted, even while the
+        # holding reply and the projection are still running.
+        self._accepting_decisions = False
+        self._escalation_reason = reason
+        self._set_status(TicketStatus.ESCALATED)
+        self._reply = await self._send_reply(ReplyKind.ESCALATION, ESCALATION_REPLY)
+        return await self._finish()
+
+    async def _finish(self) -> TicketOutcome:
+        outcome = TicketOutcome(
+            ticket_id=self._ticket.ticket_id,
+            status=self._status,
+            ticket=self._ticket,
+            classification=self._classification,
+            draft=self._draft,
+            decision=self._decision,
+            refund=self._refund,
+            reply=self._reply,
+            escalation_reason=self._escalation_reason,
+            agent_calls=list(self._agent_calls),
+            finished_at=workflow.now(),
+        )
+        # Every end is projected to the read model; the projection worker owns that store.
+        await workflow.execute_activity(
+            names.RECORD_OUTCOME,
+            outcome,
+            task_queue=names.PROJECTION_QUEUE,
+            start_to_close_timeout=timedelta(seconds=self._policy.side_effect_start_to_close_s),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=0,
+            ),
+        )
+        self._outcome = outcome
+        self._side_effects_done = True
+        return outcome
