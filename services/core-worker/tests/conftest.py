@@ -16,7 +16,6 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-
 from ticketflow.contracts import DATA_CONVERTER, names
 from ticketflow.contracts.models import (
     ActionKind,

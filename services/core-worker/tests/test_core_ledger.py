@@ -4,7 +4,6 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from ticketflow.core_worker.ledger import AttemptInfo, Ledger, LedgerConflict
 
 

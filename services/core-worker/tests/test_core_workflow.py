@@ -9,7 +9,6 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-
 from ticketflow.contracts import names
 from ticketflow.contracts.models import (
     DecideInput,

@@ -6,7 +6,6 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-
 from ticketflow.contracts import names
 from ticketflow.contracts.models import (
     DecideInput,

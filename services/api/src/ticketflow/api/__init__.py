@@ -1,0 +1,13 @@
+"""ticketflow.api: the HTTP (and, next, gRPC) front door of ticketflow.
+
+Talks to Temporal only by the names and payloads in `ticketflow.contracts`; never imports a worker.
+"""
+
+from importlib.metadata import version
+
+from .app import create_app
+from .settings import Settings
+
+__version__ = version("ticketflow-api")
+
+__all__ = ["Settings", "__version__", "create_app"]

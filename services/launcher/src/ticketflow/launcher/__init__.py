@@ -1,0 +1,5 @@
+"""ticketflow.launcher: `ticketflow up` runs the Temporal dev server and every service as one.
+
+Modules: ``devserver`` (the dev server's command line and port helpers, reusable by tests),
+``supervisor`` (child processes: start, stream, readiness, stop), ``__main__`` (the CLI).
+"""

@@ -1,0 +1,208 @@
+"""Errors of the api service and the one JSON shape every non-2xx answer has.
+
+Every error answer is `{"error": {"code": "...", "message": "...", "details": [...]}}`.
+
+Exception hierarchy (each class carries its HTTP status and a stable machine code; the gRPC server
+maps the same classes to gRPC status codes):
+
+    ApiError                        500 internal (base)
+    ├── BadRequest                  400 bad_request
+    ├── Unauthorized                401 unauthorized         (answers carry WWW-Authenticate)
+    ├── NotFound                    404 not_found
+    │   └── TicketNotFound          404 ticket_not_found
+    ├── Conflict                    409 conflict
+    │   ├── TicketContentConflict   409 ticket_conflict      (same ticket_id, other content)
+    │   └── DecisionRejected        409 decision_rejected    (not waiting, late, duplicate, closed)
+    ├── PayloadTooLarge             413 payload_too_large
+    ├── UnsupportedMediaType        415 unsupported_media_type
+    └── Unavailable                 503 unavailable
+        ├── TemporalUnavailable     503 temporal_unavailable (server unreachable or timing out)
+        ├── TemporalRefused         503 temporal_refused     (server refused: a deployment problem,
+        │                                                     e.g. search attribute not registered)
+        └── NoLiveAnswer            503 no_live_answer       (no worker answered the query in time)
+
+Request validation failures are 422 `validation_error` with one detail per problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "DecisionRejected",
+    "NoLiveAnswer",
+    "NotFound",
+    "PayloadTooLarge",
+    "TemporalRefused",
+    "TemporalUnavailable",
+    "TicketContentConflict",
+    "TicketNotFound",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+    "error_body",
+    "install_error_handlers",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="ticketflow"'})
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"ticket {ticket_id!r} not found")
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class TicketContentConflict(Conflict):
+    code = "ticket_conflict"
+
+
+class DecisionRejected(Conflict):
+    code = "decision_rejected"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+class TemporalUnavailable(Unavailable):
+    code = "temporal_unavailable"
+
+    def __init__(self, address: str, reason: str = "") -> None:
+        message = f"Temporal at {address} is unreachable; is the server running?"
+        super().__init__(message, details=[{"reason": reason}] if reason else ())
+
+
+class TemporalRefused(Unavailable):
+    code = "temporal_refused"
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"Temporal at {address} refused the call: {reason}")
+
+
+class NoLiveAnswer(Unavailable):
+    code = "no_live_answer"
+
+
+def error_body(code: str, message: str, details: Sequence[Any] = ()) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": list(details)}}
+
+
+def _code_for_status(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers
+    )
+
+
+def _explain(err: Mapping[str, Any]) -> str:
+    kind, loc = err.get("type", ""), tuple(err.get("loc", ()))
+    if kind == "json_invalid":
+        reason = (err.get("ctx") or {}).get("error", "")
+        return f"malformed JSON{': ' + reason if reason else ''}"
+    if loc == ("body",) and kind in {"model_attributes_type", "model_type", "dict_type"}:
+        return "request body must be a JSON object"
+    return str(err.get("msg", ""))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only location, message and type: echoing the input could reflect megabytes or secrets.
+    details = [
+        {"loc": list(err.get("loc", ())), "msg": _explain(err), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(
+        f"{'.'.join(str(p) for p in d['loc']) or 'request'}: {d['msg']}" for d in details[:5]
+    )
+    return JSONResponse(
+        jsonable_encoder(error_body("validation_error", f"invalid request: {summary}", details)),
+        422,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return JSONResponse(
+        error_body(_code_for_status(exc.status_code), message),
+        exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A true bug: log it whole, answer without internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal", "internal server error"), 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,316 @@
+"""HTTP request and response bodies (the wire shapes of DESIGN.md "HTTP API").
+
+Requests are strict: unknown fields are refused and JSON types are not coerced (no "12" for an int,
+no 1 for a bool), with the limits of the contracts models. Responses reuse the contracts models for
+the nested parts, so the API says exactly what the workflow says.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from ticketflow.contracts import (
+    MAX_BODY_CHARS,
+    MAX_REASON_CHARS,
+    MAX_REFUND_CENTS,
+    MAX_SUBJECT_CHARS,
+    TICKET_ID_PATTERN,
+    AgentCall,
+    Cents,
+    Classification,
+    Decision,
+    Draft,
+    RefundReceipt,
+    ReplyReceipt,
+    ShortId,
+    StatusChange,
+    Ticket,
+    TicketOutcome,
+    TicketState,
+    TicketStatus,
+    names,
+)
+
+__all__ = [
+    "DecisionAccepted",
+    "DecisionRequest",
+    "ErrorDetail",
+    "ErrorResponse",
+    "Health",
+    "Readiness",
+    "SubmitTicketRequest",
+    "TicketAccepted",
+    "TicketList",
+    "TicketSummary",
+    "TicketView",
+]
+
+# At least one non-blank character (pydantic patterns search, they are not anchored).
+_NOT_BLANK = r"\S"
+TicketIdField = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=TICKET_ID_PATTERN)
+]
+Subject = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS, pattern=_NOT_BLANK)
+]
+Body = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS, pattern=_NOT_BLANK)
+]
+Reason = Annotated[str, StringConstraints(max_length=MAX_REASON_CHARS)]
+
+_EXAMPLE_TICKET_ID = "4f7d2c1e9b8a4d6f8e2a1b3c5d7e9f01"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SubmitTicketRequest(_Request):
+    """A new ticket. Without `ticket_id` the api generates one (submitting twice makes two)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticket_id": "order-1234-refund",
+                    "customer_id": "cust-42",
+                    "subject": "Refund for a broken kettle",
+                    "body": "The kettle arrived broken, I would like a refund please.",
+                    "order_id": "order-1234",
+                    "requested_refund_cents": 2599,
+                }
+            ]
+        }
+    )
+
+    ticket_id: TicketIdField | None = Field(
+        None, description="Idempotency key: 1-64 of A-Z a-z 0-9 _ -; generated when absent."
+    )
+    customer_id: ShortId
+    subject: Subject
+    body: Body
+    order_id: ShortId | None = None
+    requested_refund_cents: Cents | None = Field(
+        None, description=f"Integer cents, 0..{MAX_REFUND_CENTS}."
+    )
+
+    def to_ticket(self, ticket_id: str, submitted_at: datetime) -> Ticket:
+        return Ticket(
+            ticket_id=ticket_id,
+            submitted_at=submitted_at,
+            **self.model_dump(exclude={"ticket_id"}),
+        )
+
+
+class DecisionRequest(_Request):
+    """A human's decision on a ticket waiting for approval."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"approved": True, "reason": "refund is within policy"}]}
+    )
+
+    approved: bool
+    reason: Reason | None = None
+
+
+class TicketAccepted(BaseModel):
+    """A submitted ticket: new (202) or the existing one with the same content (200)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticket_id": _EXAMPLE_TICKET_ID,
+                    "workflow_id": names.workflow_id(_EXAMPLE_TICKET_ID),
+                    "status": "RECEIVED",
+                }
+            ]
+        }
+    )
+
+    ticket_id: str
+    workflow_id: str
+    status: TicketStatus | None = Field(
+        None, description="Current status; null only if the workflow never reported one."
+    )
+
+
+class TicketView(BaseModel):
+    """What happened to a ticket, and where the answer came from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticket_id": _EXAMPLE_TICKET_ID,
+                    "status": "WAITING_APPROVAL",
+                    "source": "live",
+                    "classification": {
+                        "category": "refund",
+                        "confidence": 0.93,
+                        "action": "refund",
+                        "refund_cents": 2599,
+                        "model": "mock-primary",
+                        "tier": "primary",
+                        "rationale": "keyword 'refund'",
+                    },
+                    "draft": None,
+                    "decision": None,
+                    "outcome": None,
+                    "accepting_decisions": True,
+                    "side_effects_done": False,
+                }
+            ]
+        }
+    )
+
+    ticket_id: str
+    status: TicketStatus
+    source: Literal["live", "read_model"]
+    ticket: Ticket | None = None
+    classification: Classification | None = None
+    draft: Draft | None = None
+    decision: Decision | None = None
+    refund: RefundReceipt | None = None
+    reply: ReplyReceipt | None = None
+    escalation_reason: str | None = None
+    agent_calls: list[AgentCall] = Field(default_factory=list)
+    accepting_decisions: bool = Field(
+        False, description="Whether a decision would be accepted now."
+    )
+    side_effects_done: bool = Field(False, description="Whether every final side effect ran.")
+    approval_deadline: datetime | None = None
+    history: list[StatusChange] = Field(default_factory=list)
+    outcome: TicketOutcome | None = None
+
+    @classmethod
+    def from_state(cls, state: TicketState) -> TicketView:
+        return cls(source="live", **_shallow(state))
+
+    @classmethod
+    def from_outcome(cls, outcome: TicketOutcome) -> TicketView:
+        # The read model holds finished tickets only: the door is closed and the effects are done.
+        fields = _shallow(outcome)
+        fields.pop("finished_at", None)
+        return cls(
+            source="read_model",
+            accepting_decisions=False,
+            side_effects_done=True,
+            outcome=outcome,
+            **fields,
+        )
+
+
+def _shallow(model: BaseModel) -> dict[str, Any]:
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+class TicketSummary(BaseModel):
+    ticket_id: str
+    workflow_id: str
+    status: TicketStatus | None = Field(None, description="The TicketStatus search attribute.")
+    workflow_status: str | None = Field(
+        None, description="Temporal execution status: RUNNING, COMPLETED, FAILED, ..."
+    )
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class TicketList(BaseModel):
+    """Tickets from Temporal visibility (eventually consistent: a second or so behind)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tickets": [
+                        {
+                            "ticket_id": _EXAMPLE_TICKET_ID,
+                            "workflow_id": names.workflow_id(_EXAMPLE_TICKET_ID),
+                            "status": "WAITING_APPROVAL",
+                            "workflow_status": "RUNNING",
+                            "started_at": "2025-01-01T12:00:00Z",
+                            "closed_at": None,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    tickets: list[TicketSummary]
+
+
+class DecisionAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticket_id": _EXAMPLE_TICKET_ID,
+                    "status": "EXECUTING",
+                    "decision": {
+                        "approved": True,
+                        "approver": "alice",
+                        "reason": "refund is within policy",
+                        "auto": False,
+                        "decided_at": "2025-01-01T12:05:00Z",
+                    },
+                }
+            ]
+        }
+    )
+
+    ticket_id: str
+    status: TicketStatus
+    decision: Decision | None = None
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "version": "0.1.0"}]}
+    )
+
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ready", "temporal_address": "127.0.0.1:7233", "namespace": "default"}
+            ]
+        }
+    )
+
+    status: Literal["ready"] = "ready"
+    temporal_address: str
+    namespace: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. ticket_not_found.")
+    message: str = Field(description="What went wrong, for a human.")
+    details: list[Any] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """The shape of every non-2xx answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "ticket_not_found",
+                        "message": "ticket 'abc' not found",
+                        "details": [],
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorDetail

@@ -1,0 +1,136 @@
+"""Settings of the api service, from `TICKETFLOW_*` environment variables (names from DESIGN.md).
+
+Built once in `main()` (or by a test) and handed to `create_app`; never read at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from ticketflow.contracts import MAX_ID_CHARS, Policy, names
+
+__all__ = ["Approver", "Settings", "parse_approver_tokens"]
+
+_APPROVER_NAME = re.compile(rf"^[A-Za-z0-9_.@-]{{1,{MAX_ID_CHARS}}}$")
+
+
+def _policy_default(field: str) -> Any:
+    return Policy.model_fields[field].default
+
+
+@dataclass(frozen=True, slots=True)
+class Approver:
+    """A human allowed to decide tickets; `repr` never shows the token."""
+
+    name: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"Approver(name={self.name!r}, token=<hidden>)"
+
+
+def parse_approver_tokens(raw: str) -> tuple[Approver, ...]:
+    """Parse `name:token,name:token`. Raises ValueError naming the bad entry (never its token)."""
+    approvers: list[Approver] = []
+    if not raw.strip():
+        return ()
+    for position, entry in enumerate(raw.split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            raise ValueError(f"entry {position} is empty (stray comma?)")
+        name, sep, token = entry.partition(":")
+        name, token = name.strip(), token.strip()
+        if not sep or not token:
+            raise ValueError(f"entry {position} is not of the form name:token")
+        if not _APPROVER_NAME.match(name):
+            raise ValueError(
+                f"entry {position}: approver name must be 1-{MAX_ID_CHARS} of "
+                "letters, digits and _ . @ -"
+            )
+        if any(ch.isspace() for ch in token):
+            raise ValueError(f"entry {position} ({name}): the token contains whitespace")
+        approvers.append(Approver(name=name, token=token))
+    seen_names = [a.name for a in approvers]
+    if len(set(seen_names)) != len(seen_names):
+        raise ValueError("an approver name appears twice")
+    if len({a.token for a in approvers}) != len(approvers):
+        raise ValueError("two approvers share a token (a token must identify one approver)")
+    return tuple(approvers)
+
+
+class Settings(BaseSettings):
+    """Everything the api service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", extra="forbid", frozen=True)
+
+    temporal_address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    projection_address: str = "127.0.0.1:50052"
+    # `name:token,name:token`. Optional: without it the api still submits and reads tickets, and
+    # every decision is refused (401), so a missing secret fails closed, never open.
+    approver_tokens: SecretStr = SecretStr("")
+    # Where tickets are started. Only tests point this elsewhere (a fresh queue per test session).
+    core_queue: str = Field(names.CORE_QUEUE, min_length=1)
+
+    # Policy travelling in each new ticket's workflow input (fixed for the ticket's life).
+    confidence_threshold: float = _policy_default("confidence_threshold")
+    auto_approve_limit_cents: int = _policy_default("auto_approve_limit_cents")
+    approval_timeout_s: float = _policy_default("approval_timeout_s")
+    agent_schedule_to_start_s: float = _policy_default("agent_schedule_to_start_s")
+    fallback_schedule_to_start_s: float = _policy_default("fallback_schedule_to_start_s")
+    # Finer knobs (not in DESIGN.md's list, same naming): per-attempt budgets and liveness.
+    agent_start_to_close_s: float = _policy_default("agent_start_to_close_s")
+    agent_heartbeat_timeout_s: float = _policy_default("agent_heartbeat_timeout_s")
+    fallback_start_to_close_s: float = _policy_default("fallback_start_to_close_s")
+    side_effect_start_to_close_s: float = _policy_default("side_effect_start_to_close_s")
+
+    # Deadlines of the calls to Temporal. A read must answer fast or fall back; readiness is cheap.
+    query_timeout_s: float = Field(2.0, gt=0)
+    rpc_timeout_s: float = Field(10.0, gt=0)
+    health_timeout_s: float = Field(1.0, gt=0)
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    _approvers: tuple[Approver, ...] = PrivateAttr(default=())
+    _policy: Policy = PrivateAttr(default_factory=Policy)
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        try:
+            self._approvers = parse_approver_tokens(self.approver_tokens.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"TICKETFLOW_APPROVER_TOKENS is malformed: {exc}") from None
+        try:
+            self._policy = Policy(
+                confidence_threshold=self.confidence_threshold,
+                auto_approve_limit_cents=self.auto_approve_limit_cents,
+                approval_timeout_s=self.approval_timeout_s,
+                agent_schedule_to_start_s=self.agent_schedule_to_start_s,
+                fallback_schedule_to_start_s=self.fallback_schedule_to_start_s,
+                agent_start_to_close_s=self.agent_start_to_close_s,
+                agent_heartbeat_timeout_s=self.agent_heartbeat_timeout_s,
+                fallback_start_to_close_s=self.fallback_start_to_close_s,
+                side_effect_start_to_close_s=self.side_effect_start_to_close_s,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"TICKETFLOW_{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
+            )
+            raise ValueError(f"invalid policy: {problems}") from None
+        return self
+
+    @property
+    def approvers(self) -> tuple[Approver, ...]:
+        return self._approvers
+
+    @property
+    def policy(self) -> Policy:
+        """The contracts `Policy` new tickets are started with."""
+        return self._policy.model_copy()

@@ -1,0 +1,79 @@
+"""`ticketflow-api` as a real process: starts without Temporal, says where it listens, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+
+
+def env_with(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+    env.update({f"TICKETFLOW_{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+async def test_process_serves_and_stops_gracefully_on_sigterm(helpers) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.api",
+        env=env_with(http_port="0", temporal_address=f"127.0.0.1:{helpers.free_port()}"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        async with httpx.AsyncClient(base_url=match.group(1)) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            not_ready = await http.get("/readyz")
+            assert not_ready.status_code == 503
+            assert "is unreachable; is the server running?" in not_ready.json()["error"]["message"]
+
+            async def chunked() -> AsyncIterator[bytes]:
+                for _ in range(40):
+                    yield b" " * 4096
+
+            too_big = await http.post(
+                "/tickets", content=chunked(), headers={"Content-Type": "application/json"}
+            )
+            assert too_big.status_code == 413
+            declared = await http.post(
+                "/tickets", content=b" " * 200_000, headers={"Content-Type": "application/json"}
+            )
+            assert declared.status_code == 413
+            assert declared.json()["error"]["code"] == "payload_too_large"
+            assert (await http.get("/healthz")).status_code == 200
+
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_invalid_settings_exit_with_a_clear_message() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.api",
+        env=env_with(approver_tokens="alice-without-token"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(20):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "TICKETFLOW_APPROVER_TOKENS is malformed" in err.decode()
+    assert "alice-without-token" not in err.decode()

@@ -1,0 +1,103 @@
+"""Settings from the environment, approver tokens, and the constant-time token check."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import ValidationError
+from ticketflow.api.auth import TokenVerifier
+from ticketflow.api.settings import Settings, parse_approver_tokens
+from ticketflow.contracts import Policy, names
+
+
+def test_defaults_follow_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in [v for v in os.environ if v.startswith("TICKETFLOW_")]:
+        monkeypatch.delenv(var)
+    settings = Settings()
+    assert settings.temporal_address == "127.0.0.1:7233"
+    assert settings.namespace == "default"
+    assert (settings.http_host, settings.http_port, settings.grpc_port) == (
+        "127.0.0.1",
+        8000,
+        50051,
+    )
+    assert settings.projection_address == "127.0.0.1:50052"
+    assert settings.core_queue == names.CORE_QUEUE
+    assert settings.approvers == ()
+    assert settings.policy == Policy()
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKETFLOW_TEMPORAL_ADDRESS", "10.0.0.5:7233")
+    monkeypatch.setenv("TICKETFLOW_HTTP_PORT", "9000")
+    monkeypatch.setenv("TICKETFLOW_APPROVER_TOKENS", " alice:tok-a , bob:tok-b ")
+    monkeypatch.setenv("TICKETFLOW_CONFIDENCE_THRESHOLD", "0.6")
+    monkeypatch.setenv("TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS", "100")
+    monkeypatch.setenv("TICKETFLOW_APPROVAL_TIMEOUT_S", "60")
+    monkeypatch.setenv("TICKETFLOW_AGENT_SCHEDULE_TO_START_S", "2.5")
+    monkeypatch.setenv("TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S", "7")
+    settings = Settings()
+    assert settings.temporal_address == "10.0.0.5:7233"
+    assert settings.http_port == 9000
+    assert [(a.name, a.token) for a in settings.approvers] == [("alice", "tok-a"), ("bob", "tok-b")]
+    policy = settings.policy
+    assert policy.confidence_threshold == 0.6
+    assert policy.auto_approve_limit_cents == 100
+    assert policy.approval_timeout_s == 60
+    assert policy.agent_schedule_to_start_s == 2.5
+    assert policy.fallback_schedule_to_start_s == 7
+    assert policy.agent_start_to_close_s == Policy().agent_start_to_close_s
+
+
+def test_tokens_never_show_in_repr() -> None:
+    settings = Settings(approver_tokens="alice:super-secret")
+    assert "super-secret" not in repr(settings)
+    assert "super-secret" not in repr(settings.approvers)
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("alice", "entry 1 is not of the form name:token"),
+        ("alice:", "entry 1 is not of the form name:token"),
+        (":tok", "approver name"),
+        ("alice:tok,,bob:tok2", "entry 2 is empty"),
+        ("alice:tok,", "entry 2 is empty"),
+        ("al ice:tok", "approver name"),
+        ("alice:to k", "whitespace"),
+        ("alice:tok,alice:tok2", "appears twice"),
+        ("alice:tok,bob:tok", "share a token"),
+    ],
+)
+def test_malformed_tokens_are_refused_clearly(raw: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        parse_approver_tokens(raw)
+    with pytest.raises(ValidationError, match="TICKETFLOW_APPROVER_TOKENS is malformed"):
+        Settings(approver_tokens=raw)
+
+
+def test_token_with_colon_keeps_it() -> None:
+    (approver,) = parse_approver_tokens("alice:abc:def")
+    assert (approver.name, approver.token) == ("alice", "abc:def")
+
+
+def test_bad_policy_names_the_variable() -> None:
+    with pytest.raises(ValidationError, match="TICKETFLOW_CONFIDENCE_THRESHOLD"):
+        Settings(confidence_threshold=1.5)
+    with pytest.raises(ValidationError, match="TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS"):
+        Settings(auto_approve_limit_cents=-1)
+
+
+def test_unknown_settings_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        Settings(temporal_adress="typo:7233")  # type: ignore[call-arg]
+
+
+def test_verifier_identifies_exactly_one_approver() -> None:
+    verifier = TokenVerifier(parse_approver_tokens("alice:tok-a,bob:tok-b"))
+    assert verifier.identify("tok-a") == "alice"
+    assert verifier.identify("tok-b") == "bob"
+    for wrong in ("", "tok-", "tok-a ", "TOK-A", "tok-c", "tok-a" * 1000, "alice"):
+        assert verifier.identify(wrong) is None
+    assert not TokenVerifier(())

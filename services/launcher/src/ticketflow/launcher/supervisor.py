@@ -1,0 +1,375 @@
+"""Run child processes as one unit: start, stream output, wait for readiness, stop all of them.
+
+- Each child runs in its own process group (its own session), so a terminal's Ctrl-C reaches only
+  the supervisor, which then stops the children in order, and a child's own subprocesses are
+  stopped with it. Children are signalled by their process-group id (= their pid), never by name.
+- Output: every line of a child's stdout and stderr is printed prefixed with its name.
+- Readiness: a child may have a probe (a callable polled until it returns True, e.g. a port that
+  opens or an HTTP 200 on /readyz); waits poll with a deadline and print progress.
+- Stop: SIGTERM to every child of a stop wave (lower waves first: services before the Temporal
+  server they need for a clean shutdown), SIGKILL to whatever is left after the grace period, then
+  SIGKILL to the process group to leave nothing behind. Another SIGINT/SIGTERM a second or more
+  after the first skips the grace period.
+- A child that exits while it should run is named, the rest are stopped, and the exit is non-zero.
+
+Exceptions:
+    SupervisorError
+    ├── ChildExitedError    a child exited while it was expected to run
+    ├── NotReadyError       a child did not become ready before its deadline
+    └── StopRequestedError  SIGINT/SIGTERM arrived while waiting
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TextIO
+
+__all__ = [
+    "Child",
+    "ChildExitedError",
+    "ChildSpec",
+    "NotReadyError",
+    "Stage",
+    "StopRequestedError",
+    "Supervisor",
+    "SupervisorError",
+    "describe_exit",
+]
+
+Probe = Callable[[], bool]
+Stage = Sequence["ChildSpec"] | Callable[[], None]
+
+# A wrapper such as `uv run` forwards the SIGINT its child already got from the terminal's process
+# group when it is not on a TTY: the same Ctrl-C arrives twice within milliseconds. Only a signal
+# later than this counts as "asked again".
+DUPLICATE_SIGNAL_WINDOW_S = 1.0
+
+_COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
+
+
+class SupervisorError(Exception):
+    pass
+
+
+class ChildExitedError(SupervisorError):
+    def __init__(self, name: str, returncode: int) -> None:
+        super().__init__(f"{name} {describe_exit(returncode)}")
+        self.name = name
+        self.returncode = returncode
+
+
+class NotReadyError(SupervisorError):
+    pass
+
+
+class StopRequestedError(SupervisorError):
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stop requested ({signal.Signals(signum).name})")
+        self.signum = signum
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """What to run. ``env`` None inherits the supervisor's environment."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    ready: Probe | None = None
+    ready_what: str = ""  # shown in progress lines, e.g. "http://127.0.0.1:8000/readyz"
+    stop_wave: int = 0  # lower waves stop first
+    quiet_when_stopping: bool = False  # drop its output once asked to stop (shutdown chatter)
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    process: subprocess.Popen[bytes]
+    started_at: float
+    pump: threading.Thread | None = None
+    ready: bool = False
+    exit_expected: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        # The child is its process group's leader, so its pid is the group id. The group outlives
+        # a leader that exits first, which is how stragglers it left behind are still reached.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+
+class Supervisor:
+    """Starts and stops a set of children. Use from the main thread (signal handlers live there)."""
+
+    def __init__(
+        self,
+        *,
+        grace_period: float = 10.0,
+        out: TextIO | None = None,
+        name_width: int = 12,
+        color: bool | None = None,
+        progress_every: float = 5.0,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self.grace_period = grace_period
+        self.out = out if out is not None else sys.stdout
+        self.name_width = name_width
+        if color is None:
+            color = (
+                hasattr(self.out, "isatty") and self.out.isatty() and "NO_COLOR" not in os.environ
+            )
+        self.color = color
+        self.progress_every = progress_every
+        self.poll_interval = poll_interval
+        self.children: list[Child] = []
+        self.exit_codes: dict[str, int] = {}  # filled by stop()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop_signal: int | None = None
+        self._hurry = threading.Event()
+        self._first_signal_at = 0.0
+        self._stopping = False
+        self._previous_handlers: dict[int, object] = {}
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _prefix(self, name: str, index: int) -> str:
+        label = f"{name:<{self.name_width}} |"
+        if self.color:
+            return f"\x1b[{_COLORS[index % len(_COLORS)]}m{label}\x1b[0m"
+        return label
+
+    def emit(self, prefix: str, line: str) -> None:
+        with self._lock:
+            try:
+                self.out.write(f"{prefix} {line}\n" if prefix else f"{line}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass  # a closed stdout must not take the supervisor down
+
+    def log(self, message: str) -> None:
+        """A line from the supervisor itself."""
+        self.emit(f"{'ticketflow':<{self.name_width}} |", message)
+
+    def _pump(self, child: Child, index: int) -> None:
+        prefix = self._prefix(child.name, index)
+        stream = child.process.stdout
+        assert stream is not None
+        with stream:
+            for raw in iter(stream.readline, b""):
+                if child.exit_expected and child.spec.quiet_when_stopping:
+                    continue
+                self.emit(prefix, raw.decode(errors="replace").rstrip("\r\n"))
+        child.process.wait()
+        self._wake.set()
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def restore_signal_handlers(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self._stop_signal is None and not self._stopping:
+            self._stop_signal = signum
+            self._first_signal_at = now
+        elif now - self._first_signal_at >= DUPLICATE_SIGNAL_WINDOW_S:
+            self._hurry.set()  # asked again: do not wait out the grace period
+        self._wake.set()
+
+    def request_stop(self, signum: int = signal.SIGTERM) -> None:
+        """Ask ``wait()``/``wait_ready()`` to return, as a signal would (usable from any thread)."""
+        self._on_signal(signum, None)
+
+    @property
+    def stop_signal(self) -> int | None:
+        return self._stop_signal
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, spec: ChildSpec) -> Child:
+        if self._stop_signal is not None:
+            raise StopRequestedError(self._stop_signal)
+        env = dict(os.environ if spec.env is None else spec.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # stream Python children's logs as they happen
+        process = subprocess.Popen(
+            list(spec.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=spec.cwd,
+            start_new_session=True,
+        )
+        child = Child(spec=spec, process=process, started_at=time.monotonic())
+        index = len(self.children)
+        self.children.append(child)
+        child.pump = threading.Thread(
+            target=self._pump, args=(child, index), name=f"pump-{spec.name}", daemon=True
+        )
+        child.pump.start()
+        self.log(f"started {spec.name} (pid {process.pid}): {' '.join(spec.argv)}")
+        return child
+
+    def _check_running(self) -> None:
+        if self._stop_signal is not None:
+            raise StopRequestedError(self._stop_signal)
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None and not child.exit_expected:
+                raise ChildExitedError(child.name, code)
+
+    def wait_ready(self, children: Iterable[Child], timeout: float) -> None:
+        """Poll the children's probes until all are ready; print progress while waiting.
+
+        Raises ``ChildExitedError`` if any supervised child exits, ``StopRequestedError`` on a
+        signal, ``NotReadyError`` after ``timeout`` seconds.
+        """
+        pending = [c for c in children if not c.ready]
+        start = time.monotonic()
+        deadline = start + timeout
+        next_progress = start + self.progress_every
+        while True:
+            self._check_running()
+            for child in list(pending):
+                if child.spec.ready is None or _probe(child.spec.ready):
+                    child.ready = True
+                    pending.remove(child)
+                    if child.spec.ready is not None:
+                        took = time.monotonic() - child.started_at
+                        self.log(f"{child.name} is ready ({took:.1f}s)")
+            if not pending:
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                waiting = ", ".join(_waiting_for(c) for c in pending)
+                raise NotReadyError(
+                    f"not ready after {timeout:.0f}s: {waiting} (see the output above)"
+                )
+            if now >= next_progress:
+                waiting = ", ".join(c.name for c in pending)
+                self.log(f"still waiting for {waiting} ({now - start:.0f}s)")
+                next_progress = now + self.progress_every
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def wait(self) -> None:
+        """Block until a signal arrives (returns) or a child exits (raises ``ChildExitedError``)."""
+        while True:
+            try:
+                self._check_running()
+            except StopRequestedError:
+                return
+            self._wake.wait(0.5)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        """Stop every child: SIGTERM per wave, SIGKILL after the grace period; reap everything."""
+        self._stopping = True
+        waves = sorted({c.spec.stop_wave for c in self.children})
+        for wave in waves:
+            group = [c for c in self.children if c.spec.stop_wave == wave]
+            for child in group:
+                child.exit_expected = True
+                if child.alive():
+                    self.log(f"stopping {child.name} (pid {child.pid})")
+                    child.signal_group(signal.SIGTERM)
+            deadline = time.monotonic() + self.grace_period
+            while any(c.alive() for c in group):
+                if time.monotonic() >= deadline:
+                    break
+                if self._hurry.is_set():
+                    self.log("asked again: not waiting for the grace period")
+                    break
+                self._wake.wait(0.05)
+                self._wake.clear()
+            for child in group:
+                if child.alive():
+                    self.log(f"{child.name} did not stop in {self.grace_period:.0f}s: SIGKILL")
+                    child.signal_group(signal.SIGKILL)
+                child.process.wait()
+                child.signal_group(signal.SIGKILL)  # anything it left behind in its group
+                if child.pump is not None:
+                    child.pump.join(timeout=2.0)
+        self.exit_codes = {c.name: c.process.returncode for c in self.children}
+
+    def run(self, stages: Sequence[Stage], *, ready_timeout: float = 60.0) -> int:
+        """Run the stages in order, then supervise until a signal arrives or a child dies.
+
+        A stage is either children to start together and wait for (up to ``ready_timeout``
+        seconds), or a callable (a check or a message between stages; it raises
+        ``SupervisorError`` to abort). Returns the exit code: 0 after a requested stop, 1 when a
+        child died, did not become ready, or a stage failed. Every child is stopped before it
+        returns.
+        """
+        self.install_signal_handlers()
+        try:
+            for stage in stages:
+                if callable(stage):
+                    stage()
+                    self._check_running()
+                else:
+                    started = [self.start(spec) for spec in stage]
+                    self.wait_ready(started, ready_timeout)
+            self.wait()
+            return 0
+        except StopRequestedError:
+            return 0
+        except ChildExitedError as err:
+            self.log(f"{err} unexpectedly (see its output above); stopping the others")
+            return 1
+        except SupervisorError as err:
+            self.log(f"{err}; stopping everything")
+            return 1
+        finally:
+            if self._stop_signal is not None:
+                self.log(f"{signal.Signals(self._stop_signal).name} received: stopping everything")
+            self.stop()
+            self.log(f"all {len(self.children)} processes stopped")
+            self.restore_signal_handlers()
+
+
+def _probe(probe: Probe) -> bool:
+    try:
+        return bool(probe())
+    except Exception:
+        return False
+
+
+def _waiting_for(child: Child) -> str:
+    return f"{child.name} ({child.spec.ready_what})" if child.spec.ready_what else child.name

@@ -1,0 +1,226 @@
+"""Real processes over loopback for cross-service tests: a Temporal dev server and the services.
+
+Every process is started here in its own session, on 127.0.0.1, and ended by its pid (SIGTERM, then
+SIGKILL) when the stack closes. Logs go to files under the test's tmp dir and are printed when a
+test fails, so a failure says what each process did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from ticketflow.launcher.devserver import (
+    dev_server_command,
+    ensure_search_attributes,
+    free_port,
+    wait_for_port,
+)
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+TOKENS = {"alice": "tok-alice-0123456789", "bob": "tok-bob-0123456789"}
+
+
+def eventually(fn: Callable[[], T], *, timeout: float = 60.0, what: str = "condition") -> T:
+    """Call ``fn`` until it returns a truthy value (returned) or raises nothing; poll, never sleep-wait."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+            last = value
+        except AssertionError as err:
+            last = err
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(0.1)
+
+
+class Stack:
+    """One isolated ticketflow: its own dev server, data dir and ports."""
+
+    def __init__(self, root: Path, **env: str) -> None:
+        self.root = root
+        self.data_dir = root / "var"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs = root / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.temporal_port = free_port()
+        self.http_port = free_port()
+        self.grpc_port = free_port()
+        self.projection_port = free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+        self.env: dict[str, str] = {
+            **base,
+            "PYTHONUNBUFFERED": "1",
+            "TICKETFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "TICKETFLOW_DATA_DIR": str(self.data_dir),
+            "TICKETFLOW_HTTP_PORT": str(self.http_port),
+            "TICKETFLOW_GRPC_PORT": str(self.grpc_port),
+            "TICKETFLOW_PROJECTION_ADDRESS": f"127.0.0.1:{self.projection_port}",
+            "TICKETFLOW_APPROVER_TOKENS": ",".join(f"{n}:{t}" for n, t in TOKENS.items()),
+            "TICKETFLOW_MOCK_LATENCY_MS": "0",
+            **env,
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._log_files: dict[str, Any] = {}
+        self._restarts: dict[str, int] = {}
+
+    # ---- processes -----------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        if name in self.procs and self.procs[name].poll() is None:
+            raise RuntimeError(f"{name} is already running")
+        n = self._restarts[name] = self._restarts.get(name, -1) + 1
+        log = open(self.logs / f"{name}.{n}.log", "wb")
+        self._log_files[f"{name}.{n}"] = log
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.root,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_temporal(self) -> None:
+        argv = dev_server_command(
+            db_filename=self.data_dir / "temporal.db", port=self.temporal_port, headless=True
+        )
+        proc = self._spawn("temporal", argv, self.env)
+        wait_for_port("127.0.0.1", self.temporal_port, time.monotonic() + 60, process=proc)
+        asyncio.run(
+            ensure_search_attributes(
+                f"127.0.0.1:{self.temporal_port}", "default", time.monotonic() + 60
+            )
+        )
+
+    def start(
+        self, name: str, *args: str, script: str | None = None, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """Start a service by console script; ``name`` labels it (e.g. two api processes)."""
+        argv = [str(BIN / (script or name)), *args]
+        return self._spawn(name, argv, {**self.env, **env})
+
+    def start_api(self, name: str = "ticketflow-api", **env: str) -> httpx.Client:
+        port = int(env.get("TICKETFLOW_HTTP_PORT", self.env["TICKETFLOW_HTTP_PORT"]))
+        proc = self.start(name, script="ticketflow-api", **env)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+            try:
+                return client.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        eventually(ready, timeout=60, what=f"{name} /readyz")
+        return client
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)  # the process and any children it made, by its group id
+            proc.wait(timeout=30)
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+    def close(self) -> None:
+        # Services first, the server last.
+        for name in [n for n in self.procs if n != "temporal"] + ["temporal"]:
+            if name in self.procs:
+                try:
+                    self.stop(name)
+                except ProcessLookupError:
+                    pass
+        for f in self._log_files.values():
+            f.close()
+
+    def log(self, name: str) -> str:
+        out = []
+        for path in sorted(self.logs.glob(f"{name}.*.log")):
+            out.append(f"----- {path.name} -----\n{path.read_text(errors='replace')[-6000:]}")
+        return "\n".join(out)
+
+    def all_logs(self) -> str:
+        return "\n".join(
+            f"----- {p.name} -----\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.logs.glob("*.log"))
+        )
+
+    # ---- data ----------------------------------------------------------------------------
+
+    def sql(self, db: str, query: str, *args: Any) -> list[tuple]:
+        path = self.data_dir / db
+        if not path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(query, args).fetchall()
+        finally:
+            conn.close()
+
+
+def submit(api: httpx.Client, **fields: Any) -> dict:
+    body = {"customer_id": "cust-1", "subject": "help", "body": "hello", **fields}
+    r = api.post("/tickets", json=body)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def ticket(api: httpx.Client, ticket_id: str) -> dict:
+    r = api.get(f"/tickets/{ticket_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+TERMINAL = {"RESOLVED", "REJECTED", "ESCALATED"}
+
+
+def wait_status(api: httpx.Client, ticket_id: str, *statuses: str, timeout: float = 90) -> dict:
+    """Poll GET /tickets/{id} until its status is one of ``statuses``.
+
+    For terminal statuses also wait until every final side effect is done (the status closes the
+    door to decisions before the holding reply and the projection run).
+    """
+
+    def check() -> dict | None:
+        r = api.get(f"/tickets/{ticket_id}")
+        if r.status_code != 200:
+            return None
+        body = r.json()
+        if body["status"] in statuses and (
+            body["status"] not in TERMINAL or body["side_effects_done"]
+        ):
+            return body
+        return None
+
+    return eventually(check, timeout=timeout, what=f"ticket {ticket_id} in {statuses}")
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
