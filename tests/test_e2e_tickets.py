@@ -146,7 +146,10 @@ def test_unclear_ticket_times_out_to_escalated_and_late_decision_conflicts(
     # A second api process with a short approval timeout: policy is fixed per ticket at start.
     port = str(free_port())
     short = stack.start_api(
-        "api-short-timeout", TICKETFLOW_HTTP_PORT=port, TICKETFLOW_APPROVAL_TIMEOUT_S="2"
+        "api-short-timeout",
+        TICKETFLOW_HTTP_PORT=port,
+        TICKETFLOW_GRPC_PORT=str(free_port()),
+        TICKETFLOW_APPROVAL_TIMEOUT_S="2",
     )
     try:
         created = submit(short, subject="hmm", body="something odd happened")

@@ -1,4 +1,5 @@
-"""Fixtures for the api tests: a real Temporal dev server, a fake ticket workflow, the app over ASGI.
+"""Fixtures for the api tests: a real Temporal dev server, a fake ticket workflow, the app over ASGI,
+the gRPC server on a real loopback port, and a fake projection read API (a real gRPC server).
 
 The fake workflow is registered under the contract names (`TicketWorkflow`, query `status`, update
 `decide`), so the api is exercised exactly as against the core worker, without importing it.
@@ -13,22 +14,35 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import httpx
 import pytest
+from fastapi import FastAPI
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ticketflow.api import Settings, create_app
-from ticketflow.api.readmodel import ReadModel
+from ticketflow.api.grpc_server import GrpcServer
+from ticketflow.api.readmodel import NoReadModel, ReadModel
 from ticketflow.contracts import (
     DATA_CONVERTER,
+    ActionKind,
+    AgentCall,
+    Category,
+    Classification,
     DecideInput,
     DecideResult,
     Decision,
+    Draft,
+    ModelTier,
+    ReplyKind,
+    ReplyReceipt,
     StatusChange,
     TicketInput,
     TicketOutcome,
@@ -36,7 +50,9 @@ from ticketflow.contracts import (
     TicketStatus,
     names,
 )
+from ticketflow.contracts.proto_convert import to_proto
 from ticketflow.contracts.search_attributes import TICKET_STATUS
+from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2, ticket_pb2_grpc
 
 T = TypeVar("T")
 
@@ -50,7 +66,8 @@ FINISH_SIGNAL = "test_finish"
 class FakeTicketWorkflow:
     """RECEIVED -> WAITING_APPROVAL (unless held) -> one decision -> open until `test_finish`.
 
-    It stays open after the decision so that a second decision reaches the validator.
+    It stays open after the decision so that a second decision reaches the validator. Like the
+    real workflow, once finished its state carries the outcome it returns.
     """
 
     @workflow.init
@@ -70,6 +87,19 @@ class FakeTicketWorkflow:
     async def run(self, inp: TicketInput) -> TicketOutcome:
         await workflow.wait_condition(lambda: self._released or self._finished)
         if not self._finished:
+            self._state.classification = Classification(
+                category=Category.REFUND,
+                confidence=0.93,
+                action=ActionKind.REFUND,
+                refund_cents=inp.ticket.requested_refund_cents,
+                model="fake-primary",
+                rationale="keyword 'refund'",
+            )
+            self._state.draft = Draft(text="We are sorry; here is your refund.", model="fake")
+            self._state.agent_calls = [
+                AgentCall(activity=names.CLASSIFY, tier=ModelTier.PRIMARY, ok=True),
+                AgentCall(activity=names.DRAFT_REPLY, tier=ModelTier.PRIMARY, ok=True),
+            ]
             self._move(TicketStatus.WAITING_APPROVAL)
             self._state.accepting_decisions = True
         await workflow.wait_condition(lambda: self._finished)
@@ -78,14 +108,26 @@ class FakeTicketWorkflow:
             self._move(TicketStatus.ESCALATED)
         elif self._state.decision.approved:
             self._move(TicketStatus.RESOLVED)
-        self._state.side_effects_done = True
-        return TicketOutcome(
+        self._state.reply = ReplyReceipt(
+            ticket_id=self._state.ticket_id,
+            reply_id=f"reply-{self._state.ticket_id}",
+            kind=ReplyKind.RESOLUTION,
+            created_at=workflow.now(),
+        )
+        outcome = TicketOutcome(
             ticket_id=self._state.ticket_id,
             status=self._state.status,
             ticket=self._state.ticket,
+            classification=self._state.classification,
+            draft=self._state.draft,
             decision=self._state.decision,
+            reply=self._state.reply,
+            agent_calls=self._state.agent_calls,
             finished_at=workflow.now(),
         )
+        self._state.outcome = outcome
+        self._state.side_effects_done = True
+        return outcome
 
     @workflow.query(name=names.STATUS_QUERY)
     def status(self) -> TicketState:
@@ -165,15 +207,97 @@ async def eventually(
 
 
 @asynccontextmanager
-async def serve_app(
-    settings: Settings, *, read_model: ReadModel | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running, behind an httpx client (no sockets)."""
+async def _running_app(
+    settings: Settings, read_model: ReadModel | None, real_read_model: bool
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    if read_model is None and not real_read_model:
+        read_model = NoReadModel()
     app = create_app(settings, read_model=read_model)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-            yield http
+            yield app, http
+
+
+@asynccontextmanager
+async def serve_app(
+    settings: Settings, *, read_model: ReadModel | None = None, real_read_model: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, behind an httpx client (no sockets).
+
+    Without `read_model` the app has none (`NoReadModel`): these tests must not depend on whatever
+    listens on the default projection address. With `real_read_model` the app makes its own, as in
+    production: the gRPC client of `settings.projection_address`.
+    """
+    async with _running_app(settings, read_model, real_read_model) as (_, http):
+        yield http
+
+
+class FakeReadModelService(readmodel_pb2_grpc.ReadModelServiceServicer):
+    """The projection's read API with canned outcomes; `hold` makes GetOutcome wait for release."""
+
+    def __init__(self, outcomes: dict[str, TicketOutcome] | None = None) -> None:
+        self.outcomes = dict(outcomes or {})
+        self.hold = False
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def GetOutcome(
+        self, request: readmodel_pb2.GetOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> readmodel_pb2.GetOutcomeResponse:
+        self.asked.set()
+        if self.hold:
+            await self.release.wait()
+        outcome = self.outcomes.get(request.ticket_id)
+        if outcome is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no outcome for {request.ticket_id}")
+        response = readmodel_pb2.GetOutcomeResponse(
+            outcome=to_proto(outcome, ticket_pb2.TicketOutcome)
+        )
+        response.recorded_at.FromDatetime(datetime.now(UTC))
+        return response
+
+
+@asynccontextmanager
+async def fake_read_model(
+    outcomes: dict[str, TicketOutcome] | None = None, *, port: int = 0
+) -> AsyncIterator[tuple[str, FakeReadModelService]]:
+    """A real `ReadModelService` gRPC server on 127.0.0.1; yields (address, servicer)."""
+    server = grpc.aio.server()
+    servicer = FakeReadModelService(outcomes)
+    readmodel_pb2_grpc.add_ReadModelServiceServicer_to_server(servicer, server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{bound}", servicer
+    finally:
+        servicer.release.set()
+        await server.stop(None)
+
+
+@dataclass
+class Both:
+    """The api over HTTP (ASGI) and gRPC (a real loopback port), on one service layer."""
+
+    http: httpx.AsyncClient
+    grpc: ticket_pb2_grpc.TicketServiceStub
+    channel: grpc.aio.Channel
+    server: GrpcServer
+
+
+@asynccontextmanager
+async def serve_both(
+    settings: Settings, *, read_model: ReadModel | None = None, real_read_model: bool = False
+) -> AsyncIterator[Both]:
+    """`serve_app` plus the gRPC server (port 0) sharing the app's `TicketService`."""
+    async with _running_app(settings, read_model, real_read_model) as (app, http):
+        server = GrpcServer(settings.model_copy(update={"grpc_port": 0}), app.state.tickets)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                yield Both(http, ticket_pb2_grpc.TicketServiceStub(channel), channel, server)
+        finally:
+            await server.stop(None)
 
 
 def bearer(name: str = "alice") -> dict[str, str]:
@@ -200,6 +324,7 @@ class Helpers:
     """What test modules need from here (they cannot import conftest under importlib mode)."""
 
     APPROVERS = APPROVERS
+    FakeTicketWorkflow = FakeTicketWorkflow
     HOLD = HOLD
     RELEASE_SIGNAL = RELEASE_SIGNAL
     FINISH_SIGNAL = FINISH_SIGNAL
@@ -208,6 +333,8 @@ class Helpers:
     new_ticket = staticmethod(new_ticket)
     free_port = staticmethod(free_port)
     serve_app = staticmethod(serve_app)
+    serve_both = staticmethod(serve_both)
+    fake_read_model = staticmethod(fake_read_model)
     start_dev_server = staticmethod(start_dev_server)
     temporal_cli = staticmethod(temporal_cli)
 

@@ -23,7 +23,12 @@ async def test_process_serves_and_stops_gracefully_on_sigterm(helpers) -> None:
         sys.executable,
         "-m",
         "ticketflow.api",
-        env=env_with(http_port="0", temporal_address=f"127.0.0.1:{helpers.free_port()}"),
+        env=env_with(
+            http_port="0",
+            grpc_port="0",
+            temporal_address=f"127.0.0.1:{helpers.free_port()}",
+            projection_address=f"127.0.0.1:{helpers.free_port()}",
+        ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -615,8 +615,37 @@ class GetTicketRequest(_message.Message):
 Global___GetTicketRequest: _TypeAlias = GetTicketRequest  # noqa: Y015
 
 @_typing.final
+class StatusChange(_message.Message):
+    """One status transition of a ticket. Mirrors ticketflow.contracts.StatusChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    status: Global___TicketStatus.ValueType
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        status: Global___TicketStatus.ValueType = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusChange: _TypeAlias = StatusChange  # noqa: Y015
+
+@_typing.final
 class GetTicketResponse(_message.Message):
-    """Same fields as `GET /tickets/{ticket_id}`. An unknown ticket is NOT_FOUND."""
+    """Same fields as `GET /tickets/{ticket_id}`. An unknown ticket is NOT_FOUND.
+
+    A finished ticket answers the same whichever source answered (only `source` differs): its
+    outcome, with accepting_decisions false, side_effects_done true, and no history or deadline.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -627,9 +656,23 @@ class GetTicketResponse(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    ESCALATION_REASON_FIELD_NUMBER: _builtins.int
+    AGENT_CALLS_FIELD_NUMBER: _builtins.int
+    ACCEPTING_DECISIONS_FIELD_NUMBER: _builtins.int
+    SIDE_EFFECTS_DONE_FIELD_NUMBER: _builtins.int
+    APPROVAL_DEADLINE_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     status: Global___TicketStatus.ValueType
     source: Global___Source.ValueType
+    escalation_reason: _builtins.str
+    accepting_decisions: _builtins.bool
+    """Whether a decision would be accepted now."""
+    side_effects_done: _builtins.bool
+    """Whether every final side effect (refund, reply, projection) ran."""
     @_builtins.property
     def classification(self) -> Global___Classification: ...
     @_builtins.property
@@ -637,7 +680,27 @@ class GetTicketResponse(_message.Message):
     @_builtins.property
     def decision(self) -> Global___Decision: ...
     @_builtins.property
-    def outcome(self) -> Global___TicketOutcome: ...
+    def outcome(self) -> Global___TicketOutcome:
+        """Set once the ticket is finished (every final side effect done)."""
+
+    @_builtins.property
+    def ticket(self) -> Global___Ticket:
+        """The ticket as submitted."""
+
+    @_builtins.property
+    def refund(self) -> Global___RefundReceipt: ...
+    @_builtins.property
+    def reply(self) -> Global___ReplyReceipt: ...
+    @_builtins.property
+    def agent_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentCall]: ...
+    @_builtins.property
+    def approval_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When an unanswered approval request escalates (while waiting for approval)."""
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusChange]:
+        """Status transitions so far, oldest first (running tickets)."""
+
     def __init__(
         self,
         *,
@@ -648,11 +711,22 @@ class GetTicketResponse(_message.Message):
         decision: Global___Decision | None = ...,
         outcome: Global___TicketOutcome | None = ...,
         source: Global___Source.ValueType = ...,
+        ticket: Global___Ticket | None = ...,
+        refund: Global___RefundReceipt | None = ...,
+        reply: Global___ReplyReceipt | None = ...,
+        escalation_reason: _builtins.str | None = ...,
+        agent_calls: _abc.Iterable[Global___AgentCall] | None = ...,
+        accepting_decisions: _builtins.bool = ...,
+        side_effects_done: _builtins.bool = ...,
+        approval_deadline: _timestamp_pb2.Timestamp | None = ...,
+        history: _abc.Iterable[Global___StatusChange] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "decision", b"decision", "draft", b"draft", "outcome", b"outcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_escalation_reason", b"_escalation_reason", "approval_deadline", b"approval_deadline", "classification", b"classification", "decision", b"decision", "draft", b"draft", "escalation_reason", b"escalation_reason", "outcome", b"outcome", "refund", b"refund", "reply", b"reply", "ticket", b"ticket"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "decision", b"decision", "draft", b"draft", "outcome", b"outcome", "source", b"source", "status", b"status", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_escalation_reason", b"_escalation_reason", "accepting_decisions", b"accepting_decisions", "agent_calls", b"agent_calls", "approval_deadline", b"approval_deadline", "classification", b"classification", "decision", b"decision", "draft", b"draft", "escalation_reason", b"escalation_reason", "history", b"history", "outcome", b"outcome", "refund", b"refund", "reply", b"reply", "side_effects_done", b"side_effects_done", "source", b"source", "status", b"status", "ticket", b"ticket", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__escalation_reason: _TypeAlias = _typing.Literal["escalation_reason"]  # noqa: Y015
+    _WhichOneofArgType__escalation_reason: _TypeAlias = _typing.Literal["_escalation_reason", b"_escalation_reason"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__escalation_reason) -> _WhichOneofReturnType__escalation_reason | None: ...
 
 Global___GetTicketResponse: _TypeAlias = GetTicketResponse  # noqa: Y015

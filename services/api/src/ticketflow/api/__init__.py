@@ -1,4 +1,4 @@
-"""ticketflow.api: the HTTP (and, next, gRPC) front door of ticketflow.
+"""ticketflow.api: the HTTP and gRPC front door of ticketflow.
 
 Talks to Temporal only by the names and payloads in `ticketflow.contracts`; never imports a worker.
 """

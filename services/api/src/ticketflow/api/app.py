@@ -1,4 +1,4 @@
-"""The FastAPI application: `create_app(settings)` wires settings, Temporal, read model and handlers."""
+"""The FastAPI application: `create_app(settings)` wires settings, the service layer and handlers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from fastapi import FastAPI
 
 from .errors import Unavailable, install_error_handlers
 from .middleware import BodyLimitMiddleware
-from .readmodel import NoReadModel, ReadModel
+from .readmodel import GrpcReadModel, ReadModel
 from .routes import router
+from .service import TicketService
 from .settings import Settings
 from .temporal import TicketGateway
 
@@ -34,13 +35,19 @@ def create_app(
     gateway: TicketGateway | None = None,
     read_model: ReadModel | None = None,
 ) -> FastAPI:
-    """Build the app. Starting it does not need Temporal: it connects lazily and reconnects.
+    """Build the app. Starting it needs neither Temporal nor the projection: both are lazy.
 
-    `gateway` and `read_model` default to the real Temporal client and to `NoReadModel`; tests (and
-    the gRPC server, which shares them) may pass their own.
+    `gateway` and `read_model` default to the real Temporal client and to the projection's gRPC
+    read API at `settings.projection_address`; tests may pass their own. The app's
+    `TicketService` (`app.state.tickets`) is the service layer the gRPC server shares. The app
+    closes only what it created: a read model passed in belongs to the caller.
     """
+    owned_read_model: ReadModel | None = None
+    if read_model is None:
+        read_model = owned_read_model = GrpcReadModel(
+            settings.projection_address, timeout_s=settings.read_model_timeout_s
+        )
     gateway = gateway if gateway is not None else TicketGateway(settings)
-    read_model = read_model if read_model is not None else NoReadModel()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +66,8 @@ def create_app(
         try:
             yield
         finally:
-            await read_model.aclose()
+            if owned_read_model is not None:
+                await owned_read_model.aclose()
 
     app = FastAPI(
         title="ticketflow api",
@@ -73,8 +81,7 @@ def create_app(
         ],
     )
     app.state.settings = settings
-    app.state.gateway = gateway
-    app.state.read_model = read_model
+    app.state.tickets = TicketService(gateway, read_model)
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -3,10 +3,11 @@
 Every error answer is `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 
 Exception hierarchy (each class carries its HTTP status and a stable machine code; the gRPC server
-maps the same classes to gRPC status codes):
+maps the same classes to gRPC status codes, see `grpc_server.GRPC_CODES`):
 
     ApiError                        500 internal (base)
     ├── BadRequest                  400 bad_request
+    ├── InvalidRequest              422 validation_error     (one detail per problem, names the field)
     ├── Unauthorized                401 unauthorized         (answers carry WWW-Authenticate)
     ├── NotFound                    404 not_found
     │   └── TicketNotFound          404 ticket_not_found
@@ -19,9 +20,12 @@ maps the same classes to gRPC status codes):
         ├── TemporalUnavailable     503 temporal_unavailable (server unreachable or timing out)
         ├── TemporalRefused         503 temporal_refused     (server refused: a deployment problem,
         │                                                     e.g. search attribute not registered)
-        └── NoLiveAnswer            503 no_live_answer       (no worker answered the query in time)
+        ├── NoLiveAnswer            503 no_live_answer       (no worker answered the query in time)
+        └── ReadModelUnavailable    503 read_model_unavailable (the projection's read API is not
+                                                              answering)
 
-Request validation failures are 422 `validation_error` with one detail per problem.
+Request validation failures are 422 `validation_error` with one detail per problem, whether FastAPI
+found them (`RequestValidationError`) or the service layer did (`InvalidRequest`).
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "DecisionRejected",
+    "InvalidRequest",
     "NoLiveAnswer",
     "NotFound",
     "PayloadTooLarge",
+    "ReadModelUnavailable",
     "TemporalRefused",
     "TemporalUnavailable",
     "TicketContentConflict",
@@ -54,6 +60,7 @@ __all__ = [
     "UnsupportedMediaType",
     "error_body",
     "install_error_handlers",
+    "validation_details",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,9 +82,29 @@ class ApiError(Exception):
         self.details = list(details)
         self.headers = dict(headers or {})
 
+    def add_note(self, note: str, details: Sequence[Mapping[str, Any]] = ()) -> ApiError:
+        """Append a sentence and details (e.g. why the fallback could not answer either)."""
+        sep = " " if self.message.endswith(("?", ".", "!")) else ". "
+        self.message = f"{self.message}{sep}{note[:1].upper()}{note[1:]}"
+        self.details.extend(dict(d) for d in details)
+        return self
+
 
 class BadRequest(ApiError):
     status, code = 400, "bad_request"
+
+
+class InvalidRequest(ApiError):
+    """The request breaks the contract limits; the message names every offending field."""
+
+    status, code = 422, "validation_error"
+
+    @classmethod
+    def from_errors(
+        cls, errors: Sequence[Mapping[str, Any]], *, loc_prefix: tuple[str, ...] = ()
+    ) -> InvalidRequest:
+        details = validation_details(errors, loc_prefix=loc_prefix)
+        return cls(_summary(details), details=details)
 
 
 class Unauthorized(ApiError):
@@ -141,6 +168,17 @@ class NoLiveAnswer(Unavailable):
     code = "no_live_answer"
 
 
+class ReadModelUnavailable(Unavailable):
+    code = "read_model_unavailable"
+
+    @classmethod
+    def unreachable(cls, address: str, reason: str = "") -> ReadModelUnavailable:
+        return cls(
+            f"the read model at {address} is unreachable; is the projection running?",
+            details=[{"read_model": reason}] if reason else (),
+        )
+
+
 def error_body(code: str, message: str, details: Sequence[Any] = ()) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": list(details)}}
 
@@ -155,7 +193,9 @@ def _code_for_status(status: int) -> str:
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(
-        error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers
+        jsonable_encoder(error_body(exc.code, exc.message, exc.details)),
+        exc.status,
+        headers=exc.headers,
     )
 
 
@@ -169,19 +209,35 @@ def _explain(err: Mapping[str, Any]) -> str:
     return str(err.get("msg", ""))
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    # Only location, message and type: echoing the input could reflect megabytes or secrets.
-    details = [
-        {"loc": list(err.get("loc", ())), "msg": _explain(err), "type": err.get("type", "")}
-        for err in exc.errors()
+def validation_details(
+    errors: Sequence[Mapping[str, Any]], *, loc_prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """pydantic errors as details: location, message and type only.
+
+    Never the input: echoing it could reflect megabytes or secrets.
+    """
+    return [
+        {
+            "loc": [*loc_prefix, *err.get("loc", ())],
+            "msg": _explain(err),
+            "type": err.get("type", ""),
+        }
+        for err in errors
     ]
+
+
+def _summary(details: Sequence[Mapping[str, Any]]) -> str:
     summary = "; ".join(
         f"{'.'.join(str(p) for p in d['loc']) or 'request'}: {d['msg']}" for d in details[:5]
     )
+    return f"invalid request: {summary}"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = validation_details(exc.errors())
     return JSONResponse(
-        jsonable_encoder(error_body("validation_error", f"invalid request: {summary}", details)),
-        422,
+        jsonable_encoder(error_body("validation_error", _summary(details), details)), 422
     )
 
 

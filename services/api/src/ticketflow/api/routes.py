@@ -1,23 +1,24 @@
-"""The HTTP endpoints of DESIGN.md "HTTP API". Handlers only translate: the work is in `temporal`."""
+"""The HTTP endpoints of DESIGN.md "HTTP API".
+
+Handlers only translate HTTP into calls of the service layer (`service.TicketService`, shared with
+the gRPC server) and back; errors become HTTP answers in `errors`.
+"""
 
 from __future__ import annotations
 
 import email.message
 import logging
-from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Annotated, Any
-from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from ticketflow.contracts import TICKET_ID_PATTERN, DecideInput, TicketOutcome, TicketStatus
+from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
 
 from .auth import ApproverDep
-from .deps import GatewayDep, ReadModelDep, SettingsDep
-from .errors import DecisionRejected, TicketNotFound, Unavailable, UnsupportedMediaType
-from .readmodel import ReadModel
+from .deps import SettingsDep, TicketsDep
+from .errors import UnsupportedMediaType
 from .schemas import (
     DecisionAccepted,
     DecisionRequest,
@@ -50,6 +51,12 @@ _BODY_ERRORS = {
 }
 _LOCATION = {"Location": {"description": "/tickets/{ticket_id}", "schema": {"type": "string"}}}
 _UNAVAILABLE = {503: _err("Temporal is unreachable (or no worker answered in time).")}
+_READ_UNAVAILABLE = {
+    503: _err(
+        "Neither source can answer: Temporal is unreachable or no worker answered in time, and "
+        "the read model does not have the ticket or is unreachable too."
+    )
+}
 
 TicketIdPath = Annotated[
     str,
@@ -129,13 +136,12 @@ async def submit_ticket(
     _json: JsonBody,
     submission: SubmitTicketRequest,
     response: Response,
-    gateway: GatewayDep,
+    tickets: TicketsDep,
 ) -> TicketAccepted:
-    ticket_id = submission.ticket_id or uuid4().hex
-    result = await gateway.submit(submission.to_ticket(ticket_id, datetime.now(UTC)))
+    result = await tickets.submit(submission)
     if not result.created:
         response.status_code = 200
-    response.headers["Location"] = f"/tickets/{ticket_id}"
+    response.headers["Location"] = f"/tickets/{result.ticket_id}"
     return TicketAccepted(
         ticket_id=result.ticket_id, workflow_id=result.workflow_id, status=result.status
     )
@@ -153,9 +159,9 @@ async def submit_ticket(
     responses={200: {"description": "The matching tickets."}, **_INVALID, **_UNAVAILABLE},
 )
 async def list_tickets(
-    query: Annotated[ListTicketsQuery, Query()], gateway: GatewayDep
+    query: Annotated[ListTicketsQuery, Query()], tickets: TicketsDep
 ) -> TicketList:
-    return TicketList(tickets=await gateway.list_tickets(query.status, query.limit))
+    return await tickets.list(query.status, query.limit)
 
 
 @router.get(
@@ -165,26 +171,19 @@ async def list_tickets(
     summary="What happened to a ticket",
     description=(
         "Live from the workflow's `status` query (`source: live`); from the projection's read "
-        "model when Temporal does not know the ticket or cannot answer (`source: read_model`)."
+        "model when Temporal does not know the ticket, is unreachable, or no worker answers in "
+        "time (`source: read_model`). A finished ticket answers the same from either source, "
+        "apart from `source`."
     ),
     responses={
         200: {"description": "The ticket's state."},
-        404: _err("No such ticket."),
+        404: _err("No such ticket: neither Temporal nor the read model knows it."),
         **_INVALID,
-        **_UNAVAILABLE,
+        **_READ_UNAVAILABLE,
     },
 )
-async def get_ticket(
-    ticket_id: TicketIdPath, gateway: GatewayDep, read_model: ReadModelDep
-) -> TicketView:
-    try:
-        return TicketView.from_state(await gateway.state(ticket_id))
-    except (TicketNotFound, Unavailable) as live_error:
-        outcome = await _recorded_outcome(read_model, ticket_id)
-        if outcome is None:
-            raise
-        log.info("ticket %s answered from the read model (%s)", ticket_id, live_error.code)
-        return TicketView.from_outcome(outcome)
+async def get_ticket(ticket_id: TicketIdPath, tickets: TicketsDep) -> TicketView:
+    return await tickets.get(ticket_id)
 
 
 @router.post(
@@ -211,22 +210,9 @@ async def decide_ticket(
     approver: ApproverDep,
     _json: JsonBody,
     decision: DecisionRequest,
-    gateway: GatewayDep,
-    read_model: ReadModelDep,
+    tickets: TicketsDep,
 ) -> DecisionAccepted:
-    update = DecideInput(approved=decision.approved, approver=approver, reason=decision.reason)
-    try:
-        result = await gateway.decide(ticket_id, update)
-    except TicketNotFound:
-        if await _recorded_outcome(read_model, ticket_id) is not None:
-            raise DecisionRejected(
-                f"ticket {ticket_id!r} is finished; no more decisions accepted"
-            ) from None
-        raise
-    log.info("ticket %s decided by %s: approved=%s", ticket_id, approver, decision.approved)
-    return DecisionAccepted(
-        ticket_id=result.ticket_id, status=result.status, decision=result.decision
-    )
+    return await tickets.decide(ticket_id, approver, decision)
 
 
 @router.get(
@@ -246,14 +232,6 @@ async def healthz() -> Health:
     summary="Readiness: Temporal answers a health check",
     responses={200: {"description": "Ready."}, 503: _err("Temporal is unreachable.")},
 )
-async def readyz(settings: SettingsDep, gateway: GatewayDep) -> Readiness:
-    await gateway.check_ready()
+async def readyz(settings: SettingsDep, tickets: TicketsDep) -> Readiness:
+    await tickets.check_ready()
     return Readiness(temporal_address=settings.temporal_address, namespace=settings.namespace)
-
-
-async def _recorded_outcome(read_model: ReadModel, ticket_id: str) -> TicketOutcome | None:
-    try:
-        return await read_model.get_outcome(ticket_id)
-    except Unavailable as exc:
-        log.warning("read model unavailable for ticket %s: %s", ticket_id, exc.message)
-        return None

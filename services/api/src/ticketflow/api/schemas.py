@@ -187,15 +187,25 @@ class TicketView(BaseModel):
 
     @classmethod
     def from_state(cls, state: TicketState) -> TicketView:
+        """The live answer. A finished ticket is answered from its outcome, as the read model does.
+
+        So the answer about a finished ticket does not change shape when its workflow leaves
+        Temporal (retention) or its worker is down: only `source` differs. The price: a finished
+        ticket's live answer has no `history` and no `approval_deadline` (the outcome has neither).
+        """
+        if state.outcome is not None:
+            return cls.from_outcome(state.outcome, source="live")
         return cls(source="live", **_shallow(state))
 
     @classmethod
-    def from_outcome(cls, outcome: TicketOutcome) -> TicketView:
-        # The read model holds finished tickets only: the door is closed and the effects are done.
+    def from_outcome(
+        cls, outcome: TicketOutcome, *, source: Literal["live", "read_model"] = "read_model"
+    ) -> TicketView:
+        # A finished ticket: the door is closed and the effects are done.
         fields = _shallow(outcome)
         fields.pop("finished_at", None)
         return cls(
-            source="read_model",
+            source=source,
             accepting_decisions=False,
             side_effects_done=True,
             outcome=outcome,

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     namespace: str = "default"
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
+    grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
     projection_address: str = "127.0.0.1:50052"
     # `name:token,name:token`. Optional: without it the api still submits and reads tickets, and
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
     query_timeout_s: float = Field(2.0, gt=0)
     rpc_timeout_s: float = Field(10.0, gt=0)
     health_timeout_s: float = Field(1.0, gt=0)
+    # Deadline of a read-model lookup (the fallback of GET /tickets/{id} and GetTicket).
+    read_model_timeout_s: float = Field(1.0, gt=0)
+    # How often the gRPC health status of TicketService follows Temporal's reachability.
+    health_interval_s: float = Field(5.0, gt=0)
+    # In-flight requests get this long to finish after SIGTERM (HTTP and gRPC alike).
+    shutdown_grace_s: float = Field(10.0, gt=0)
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 

@@ -3,8 +3,8 @@
 The client is lazy: creating it does no I/O, each call connects if it is not connected yet, and a
 dropped connection is re-established by the next call. So the api starts (and answers /healthz)
 with Temporal down, and recovers by itself when Temporal comes back. Every call runs under a
-deadline, and every Temporal failure is translated into an `errors.ApiError` here, so handlers (HTTP
-now, gRPC next) never see a Temporal exception.
+deadline, and every Temporal failure is translated into an `errors.ApiError` here, so the service
+layer and its transports (HTTP, gRPC) never see a Temporal exception.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class TicketGateway:
         # Tell "the server is down" apart from "no worker answered": one cheap health RPC.
         await self.check_ready()
         raise NoLiveAnswer(
-            f"no worker answered the status query within {self._query_timeout:g}s "
+            f"no worker answered the status query within {self._query_timeout:g}s; try later "
             "(is the core worker running?)"
         ) from exc
 

@@ -1,0 +1,205 @@
+"""The gRPC front door: `ticketflow.v1.TicketService` beside the HTTP API, in the same event loop.
+
+The servicer is a transport only: it turns messages into the request models of `schemas` (so the
+limits are the HTTP API's and the contracts'), calls the shared `service.TicketService`, and maps
+`errors.ApiError` to gRPC status codes (`GRPC_CODES`). proto3 presence is respected: an unset
+`optional` field is absent (a generated ticket_id, no order, no refund), while an empty string or
+an explicit value is validated like its JSON twin, so `ticket_id: ""` is INVALID_ARGUMENT, not
+"generate one".
+
+Every error carries the api's machine code in the trailing metadata key `ticketflow-error-code`
+(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has.
+
+Beside TicketService the server runs the standard health service (`grpc.health.v1.Health`: `""`
+is SERVING while the process serves; `ticketflow.v1.TicketService` is SERVING while Temporal is
+reachable and NOT_SERVING while it is not, re-checked every `health_interval_s`; both turn
+NOT_SERVING when shutdown begins) and server reflection (`grpcurl -plaintext HOST:PORT list`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from ticketflow.contracts.proto_convert import enum_to_proto, from_proto, to_proto
+from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
+
+from .errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    TicketContentConflict,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from .schemas import SubmitTicketRequest
+from .service import TicketService, validating
+from .settings import Settings
+
+__all__ = [
+    "ERROR_CODE_KEY",
+    "GRPC_CODES",
+    "TICKET_SERVICE",
+    "GrpcBindError",
+    "GrpcServer",
+    "TicketServicer",
+    "grpc_code",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TICKET_SERVICE = ticket_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name
+ERROR_CODE_KEY = "ticketflow-error-code"
+
+# First match wins, so a subclass comes before its base.
+GRPC_CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnsupportedMediaType, grpc.StatusCode.INVALID_ARGUMENT),
+    (Unauthorized, grpc.StatusCode.UNAUTHENTICATED),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (TicketContentConflict, grpc.StatusCode.ALREADY_EXISTS),
+    (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def grpc_code(exc: ApiError) -> grpc.StatusCode:
+    for cls, code in GRPC_CODES:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+_STATUS = ticket_pb2.DESCRIPTOR.enum_types_by_name["TicketStatus"]
+
+
+class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
+    """`ticketflow.v1.TicketService` on the shared service layer."""
+
+    def __init__(self, tickets: TicketService) -> None:
+        self._tickets = tickets
+
+    async def SubmitTicket(
+        self, request: ticket_pb2.SubmitTicketRequest, context: grpc.aio.ServicerContext
+    ) -> ticket_pb2.SubmitTicketResponse:
+        async def submit() -> ticket_pb2.SubmitTicketResponse:
+            with validating():
+                submission = from_proto(request, SubmitTicketRequest)
+            result = await self._tickets.submit(submission)
+            return ticket_pb2.SubmitTicketResponse(
+                ticket_id=result.ticket_id,
+                workflow_id=result.workflow_id,
+                status=enum_to_proto(_STATUS, result.status),  # type: ignore[arg-type]
+                created=result.created,
+            )
+
+        return await _answer(context, "SubmitTicket", submit)
+
+    async def GetTicket(
+        self, request: ticket_pb2.GetTicketRequest, context: grpc.aio.ServicerContext
+    ) -> ticket_pb2.GetTicketResponse:
+        async def get() -> ticket_pb2.GetTicketResponse:
+            view = await self._tickets.get(request.ticket_id)
+            return to_proto(view, ticket_pb2.GetTicketResponse)
+
+        return await _answer(context, "GetTicket", get)
+
+
+async def _answer(
+    context: grpc.aio.ServicerContext, method: str, call: Callable[[], Awaitable[T]]
+) -> T:
+    """Run `call`; an `ApiError` becomes its gRPC status, anything else INTERNAL (logged)."""
+    try:
+        return await call()
+    except ApiError as exc:
+        code, message, error_code = grpc_code(exc), exc.message, exc.code
+    except Exception:
+        # A true bug: log it whole, answer without internals (as the HTTP 500 does).
+        log.exception("unhandled error in %s", method)
+        code, message, error_code = grpc.StatusCode.INTERNAL, "internal server error", "internal"
+    await context.abort(code, message, trailing_metadata=((ERROR_CODE_KEY, error_code),))
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+class GrpcBindError(RuntimeError):
+    """The gRPC address cannot be listened on (taken, or not an address of this host)."""
+
+
+class GrpcServer:
+    """TicketService, health and reflection on one `grpc.aio` server, in the running event loop."""
+
+    def __init__(self, settings: Settings, tickets: TicketService) -> None:
+        self._tickets = tickets
+        self._interval = settings.health_interval_s
+        self.server = grpc.aio.server(
+            options=[
+                # The HTTP API's body limit, for the same reason: refuse before parsing.
+                ("grpc.max_receive_message_length", settings.max_body_bytes),
+                # A taken port must fail the start, not be silently shared with another process.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        ticket_pb2_grpc.add_TicketServiceServicer_to_server(TicketServicer(tickets), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (TICKET_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.host = settings.grpc_host
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise GrpcBindError(f"cannot listen for gRPC on {address}: {exc}") from None
+        self.stopped = False
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Know Temporal's state first, then serve, then follow it."""
+        await self.refresh_health()
+        await self.server.start()
+        self._watcher = asyncio.create_task(self._follow_health(), name="grpc-health")
+
+    async def refresh_health(self) -> bool:
+        """Set TicketService's health from one readiness check of Temporal; True when serving."""
+        try:
+            await self._tickets.check_ready()
+        except Unavailable:
+            serving = False
+        else:
+            serving = True
+        status = health_pb2.HealthCheckResponse
+        await self.health.set(TICKET_SERVICE, status.SERVING if serving else status.NOT_SERVING)
+        return serving
+
+    async def _follow_health(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh_health()
+            except Exception:
+                log.exception("gRPC health check failed")
+
+    async def stop(self, grace: float | None) -> None:
+        """Report NOT_SERVING, refuse new calls, give in-flight calls `grace` seconds, then cancel."""
+        self.stopped = True
+        await self.health.enter_graceful_shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self.server.stop(grace)

@@ -1,0 +1,151 @@
+"""The application layer: what the api does, whichever transport asked.
+
+The HTTP routes (`routes.py`) and the gRPC servicer (`grpc_server.py`) both call one
+`TicketService`. A transport only parses its wire format into the request models of `schemas`
+(whose limits are the contracts' limits) and maps `errors.ApiError` to its own status codes; so
+validation, idempotency, the read-path fallback and the meaning of every error are the same over
+HTTP and gRPC.
+
+Read paths of `get` (DESIGN.md "Read paths"):
+
+    live `status` query ──ok──────────────────────────────────────────▶ source "live"
+        │ TicketNotFound / NoLiveAnswer / TemporalUnavailable / TemporalRefused
+        ▼
+    read model GetOutcome ──outcome───────────────────────────────────▶ source "read_model"
+        │ no such ticket ──▶ the live error (404, or 503 when Temporal could not answer)
+        │ unreachable ─────▶ 503: the live error, or `ReadModelUnavailable` after a live 404
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from pydantic import TypeAdapter, ValidationError
+from ticketflow.contracts import DecideInput, TicketOutcome, TicketStatus
+
+from .errors import (
+    ApiError,
+    DecisionRejected,
+    InvalidRequest,
+    ReadModelUnavailable,
+    TicketNotFound,
+    Unavailable,
+)
+from .readmodel import ReadModel
+from .schemas import (
+    DecisionAccepted,
+    DecisionRequest,
+    SubmitTicketRequest,
+    TicketIdField,
+    TicketList,
+    TicketView,
+)
+from .temporal import SubmitResult, TicketGateway
+
+__all__ = ["TicketService", "checked_ticket_id", "validating"]
+
+log = logging.getLogger(__name__)
+
+_TICKET_ID = TypeAdapter(TicketIdField)
+
+
+@contextmanager
+def validating(*loc_prefix: str) -> Iterator[None]:
+    """Turn a pydantic `ValidationError` raised inside into `InvalidRequest` (422 / INVALID_ARGUMENT)."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise InvalidRequest.from_errors(exc.errors(), loc_prefix=loc_prefix) from None
+
+
+def checked_ticket_id(value: str) -> str:
+    """`value` when it is a valid ticket id (1-64 of A-Z a-z 0-9 _ -), else `InvalidRequest`."""
+    with validating("ticket_id"):
+        return _TICKET_ID.validate_python(value, strict=True)
+
+
+class TicketService:
+    """Submit, get, list and decide tickets. One per process, shared by HTTP and gRPC."""
+
+    def __init__(self, gateway: TicketGateway, read_model: ReadModel) -> None:
+        self.gateway = gateway
+        self.read_model = read_model
+
+    async def submit(self, request: SubmitTicketRequest) -> SubmitResult:
+        """Start the ticket once; the same ticket_id with the same content answers the existing one.
+
+        Raises `TicketContentConflict` for the same ticket_id with other content.
+        """
+        ticket_id = request.ticket_id or uuid4().hex
+        return await self.gateway.submit(request.to_ticket(ticket_id, datetime.now(UTC)))
+
+    async def get(self, ticket_id: str) -> TicketView:
+        """The ticket's state, live from its workflow or from the read model (see the module doc)."""
+        ticket_id = checked_ticket_id(ticket_id)
+        try:
+            return TicketView.from_state(await self.gateway.state(ticket_id))
+        except (TicketNotFound, Unavailable) as live_error:
+            outcome = await self._read_model_fallback(ticket_id, live_error)
+        log.info("ticket %s answered from the read model", ticket_id)
+        return TicketView.from_outcome(outcome)
+
+    async def _read_model_fallback(self, ticket_id: str, live_error: ApiError) -> TicketOutcome:
+        try:
+            outcome = await self.read_model.get_outcome(ticket_id)
+        except Unavailable as rm_error:
+            log.warning(
+                "ticket %s: live query failed (%s) and the read model too: %s",
+                ticket_id,
+                live_error.code,
+                rm_error.message,
+            )
+            if isinstance(live_error, TicketNotFound):
+                # Temporal does not know it, but the read model might: "not found" would be a guess.
+                raise ReadModelUnavailable(
+                    f"ticket {ticket_id!r} is not in Temporal, and {rm_error.message} Try later.",
+                    details=rm_error.details,
+                ) from rm_error
+            raise live_error.add_note(rm_error.message, rm_error.details) from rm_error
+        if outcome is None:
+            raise live_error
+        return outcome
+
+    async def list(self, status: TicketStatus | None, limit: int) -> TicketList:
+        """Tickets from Temporal visibility, most recent first."""
+        return TicketList(tickets=await self.gateway.list_tickets(status, limit))
+
+    async def decide(
+        self, ticket_id: str, approver: str, request: DecisionRequest
+    ) -> DecisionAccepted:
+        """Send the approver's decision. The workflow is the judge of late, duplicate or closed."""
+        ticket_id = checked_ticket_id(ticket_id)
+        update = DecideInput(approved=request.approved, approver=approver, reason=request.reason)
+        try:
+            result = await self.gateway.decide(ticket_id, update)
+        except TicketNotFound:
+            if await self._recorded_outcome(ticket_id) is not None:
+                raise DecisionRejected(
+                    f"ticket {ticket_id!r} is finished; no more decisions accepted"
+                ) from None
+            raise
+        log.info("ticket %s decided by %s: approved=%s", ticket_id, approver, request.approved)
+        return DecisionAccepted(
+            ticket_id=result.ticket_id, status=result.status, decision=result.decision
+        )
+
+    async def _recorded_outcome(self, ticket_id: str) -> TicketOutcome | None:
+        # A decision on a ticket Temporal does not know is refused either way; the read model
+        # only says whether "finished" (409) or "unknown" (404) is the better answer.
+        try:
+            return await self.read_model.get_outcome(ticket_id)
+        except Unavailable as exc:
+            log.warning("read model unavailable for ticket %s: %s", ticket_id, exc.message)
+            return None
+
+    async def check_ready(self) -> None:
+        """Raises `TemporalUnavailable` unless Temporal answers a health check in time."""
+        await self.gateway.check_ready()

@@ -1,0 +1,134 @@
+"""`ticketflow-api` as a real process: HTTP and gRPC in one event loop, both drained on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ticketflow.api.grpc_server import TICKET_SERVICE
+from ticketflow.contracts import Ticket, TicketOutcome, TicketStatus
+from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def env_with(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+    env.update({f"TICKETFLOW_{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+@asynccontextmanager
+async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
+    """The api process; yields (process, http base url, grpc address) once it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.api",
+        env=env_with(http_port="0", grpc_port="0", **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        match = re.search(
+            r"listening on (http://127\.0\.0\.1:\d+) and grpc://(127\.0\.0\.1:\d+)", line
+        )
+        assert match, line
+        yield proc, match.group(1), match.group(2)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_grpc_process_serves_both_and_drains_in_flight_calls_on_sigterm(helpers) -> None:
+    finished = TicketOutcome(
+        ticket_id="slow-one",
+        status=TicketStatus.RESOLVED,
+        ticket=Ticket(**helpers.new_ticket(ticket_id="slow-one")),
+        finished_at=datetime.now(UTC),
+    )
+    async with helpers.fake_read_model({"slow-one": finished}) as (rm_address, read_model):
+        read_model.hold = True  # GetOutcome waits until released: an in-flight call to drain
+        async with api_process(
+            temporal_address=f"127.0.0.1:{helpers.free_port()}",
+            projection_address=rm_address,
+            read_model_timeout_s="60",
+        ) as (proc, http_url, grpc_address):
+            async with httpx.AsyncClient(base_url=http_url) as http:
+                assert (await http.get("/healthz")).status_code == 200
+            async with grpc.aio.insecure_channel(grpc_address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                check = health_pb2.HealthCheckRequest
+                assert (await health.Check(check(service=""))).status == SERVING
+                # Temporal is down: the ticket service says so.
+                assert (await health.Check(check(service=TICKET_SERVICE))).status == NOT_SERVING
+
+                tickets = ticket_pb2_grpc.TicketServiceStub(channel)
+                in_flight = asyncio.ensure_future(
+                    tickets.GetTicket(ticket_pb2.GetTicketRequest(ticket_id="slow-one"))
+                )
+                await read_model.asked.wait()
+                watch = health.Watch(check(service=""))
+                assert (await watch.read()).status == SERVING
+
+                proc.send_signal(signal.SIGTERM)
+                assert (await watch.read()).status == NOT_SERVING
+                watch.cancel()
+
+                async def refusing_new_calls() -> None:
+                    async with grpc.aio.insecure_channel(grpc_address) as fresh:
+                        try:
+                            await health_pb2_grpc.HealthStub(fresh).Check(check(), timeout=5)
+                        except grpc.aio.AioRpcError as exc:
+                            assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                            return
+                    raise AssertionError("still accepting new calls")
+
+                await helpers.eventually(refusing_new_calls)
+                read_model.release.set()
+                # The call that was in flight when SIGTERM came is answered, not cut.
+                answer = await in_flight
+                assert answer.source == ticket_pb2.SOURCE_READ_MODEL
+                assert answer.status == ticket_pb2.TICKET_STATUS_RESOLVED
+            async with asyncio.timeout(20):
+                assert await proc.wait() == 0
+
+
+@pytest.mark.parametrize("which", ["grpc", "http"])
+async def test_grpc_or_http_port_taken_exits_1_with_a_clear_message(helpers, which: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"http_port": "0", "grpc_port": "0", f"{which}_port": str(port)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ticketflow.api",
+            env=env_with(temporal_address=f"127.0.0.1:{helpers.free_port()}", **ports),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(20):
+            _, err = await proc.communicate()
+    # 1, not a crash: the server that did start is stopped in order.
+    assert proc.returncode == 1, err.decode()
+    assert f"cannot listen for {which.upper()} on 127.0.0.1:{port}".replace("GRPC", "gRPC") in (
+        err.decode()
+    )
