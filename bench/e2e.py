@@ -1,0 +1,175 @@
+"""End-to-end benchmark: tickets through the whole system, from HTTP submission to every side effect.
+
+Starts its own stack with `ticketflow up` (temp data dir, free loopback ports, no UI), submits
+``--tickets`` tickets with ``--concurrency`` HTTP clients, waits until each is terminal with its side
+effects done, then stops the stack and prints:
+- submission rate (HTTP 202s per second),
+- end-to-end throughput (tickets finished per second, first submission to last finish),
+- latency from submission to finish (server clocks: ticket.submitted_at -> outcome.finished_at),
+  min / p50 / p95 / max.
+The mix is reply-only account tickets and small refunds (all auto-approved, no human in the loop),
+so the figures measure the machinery, not a waiting approver.
+
+    uv run python bench/e2e.py --tickets 200 --concurrency 20 [--latency-ms 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from ticketflow.launcher.devserver import free_port
+
+
+def start_stack(data_dir: Path, latency_ms: int, rate: float) -> tuple[subprocess.Popen, str]:
+    http_port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
+        "TICKETFLOW_DATA_DIR": str(data_dir),
+        "TICKETFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "TICKETFLOW_HTTP_PORT": str(http_port),
+        "TICKETFLOW_GRPC_PORT": str(free_port()),
+        "TICKETFLOW_PROJECTION_ADDRESS": f"127.0.0.1:{free_port()}",
+        "TICKETFLOW_MOCK_LATENCY_MS": str(latency_ms),
+        "TICKETFLOW_AGENT_RATE_PER_S": str(rate),
+        "TICKETFLOW_AGENT_MAX_CONCURRENT": "64",
+        "TICKETFLOW_APPROVER_TOKENS": "bench:bench-token",
+    }
+    log = open(data_dir / "up.log", "wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ticketflow"), "up", "--headless"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, f"http://127.0.0.1:{http_port}"
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, proc: subprocess.Popen, timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"ticketflow up exited with {proc.returncode}; see its log")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the stack was not ready in time")
+
+
+def body(i: int) -> dict:
+    if i % 2:
+        return {
+            "customer_id": f"c{i}",
+            "subject": "Refund",
+            "body": "please refund",
+            "requested_refund_cents": 100 + i % 4000,
+        }
+    return {"customer_id": f"c{i}", "subject": "Cannot login", "body": "forgot my password"}
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="ticketflow-bench-") as tmp:
+        proc, base = start_stack(Path(tmp), args.latency_ms, args.rate)
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                await wait_ready(client, proc)
+                print(
+                    f"stack ready at {base}; submitting {args.tickets} tickets "
+                    f"with {args.concurrency} clients",
+                    flush=True,
+                )
+                queue: asyncio.Queue[int] = asyncio.Queue()
+                for i in range(args.tickets):
+                    queue.put_nowait(i)
+                ids: list[str] = []
+
+                async def submitter() -> None:
+                    while not queue.empty():
+                        i = queue.get_nowait()
+                        r = await client.post("/tickets", json=body(i))
+                        r.raise_for_status()
+                        ids.append(r.json()["ticket_id"])
+
+                t0 = time.monotonic()
+                await asyncio.gather(*(submitter() for _ in range(args.concurrency)))
+                submit_s = time.monotonic() - t0
+                print(
+                    f"submitted in {submit_s:.1f}s; waiting for every ticket to finish", flush=True
+                )
+
+                pending, latencies, last_finish, first_submit = set(ids), [], None, None
+                while pending:
+                    done = []
+                    for tid in list(pending)[:200]:
+                        r = await client.get(f"/tickets/{tid}")
+                        if r.status_code == 200 and r.json()["side_effects_done"]:
+                            t = r.json()
+                            sub = t["ticket"]["submitted_at"]
+                            fin = t["outcome"]["finished_at"]
+                            s, f = datetime.fromisoformat(sub), datetime.fromisoformat(fin)
+                            latencies.append((f - s).total_seconds())
+                            first_submit = min(first_submit or s, s)
+                            last_finish = max(last_finish or f, f)
+                            done.append(tid)
+                    pending.difference_update(done)
+                    if pending:
+                        print(f"  {len(ids) - len(pending)}/{len(ids)} finished", flush=True)
+                        await asyncio.sleep(0.5)
+                span = (last_finish - first_submit).total_seconds()
+                latencies.sort()
+                p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+                print(f"tickets              {len(ids)}")
+                print(f"submission rate      {len(ids) / submit_s:.1f} /s")
+                print(
+                    f"end-to-end throughput {len(ids) / span:.1f} tickets/s "
+                    f"(first submission to last finish: {span:.1f}s)"
+                )
+                print(
+                    f"latency s            min {latencies[0]:.2f}  p50 {p(0.5):.2f}  "
+                    f"p95 {p(0.95):.2f}  max {latencies[-1]:.2f}  "
+                    f"mean {statistics.fmean(latencies):.2f}"
+                )
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--tickets", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=20)
+    ap.add_argument("--latency-ms", type=int, default=0, help="mock model latency per call")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="agent queue rate limit (calls/s); default high so it does not bind",
+    )
+    asyncio.run(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
