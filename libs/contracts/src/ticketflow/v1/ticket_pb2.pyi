@@ -4,7 +4,7 @@ isort:skip_file
 Ticket submission and lookup over gRPC: the same shapes as the HTTP API of services/api.
 
 Rules (messages outlive code, exactly as the pydantic payloads do): add fields only with new
-numbers; never renumber, rename, retype or remove a field (reserve it instead); never reuse a
+numbers; never renumber, rename, retype or remove a field (deprecate it instead); never reuse a
 number. `buf lint` (STANDARD) and `buf breaking` (FILE) check this in CI.
 
 Money is integer cents (int64), never a float. Optional scalars use `optional` so "absent" and
