@@ -75,6 +75,8 @@ Global___GetOutcomeResponse: _TypeAlias = GetOutcomeResponse  # noqa: Y015
 class ListOutcomesRequest(_message.Message):
     """Filters combine with AND; unset filters match everything. Results are ordered by
     (finished_at, ticket_id), oldest first; page_token is opaque and comes from the previous page.
+    Malformed values (an unknown enum number, an invalid timestamp, finished_after later than
+    finished_before, a bad page_size or page_token) are INVALID_ARGUMENT.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -87,11 +89,17 @@ class ListOutcomesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     status: _ticket_pb2.TicketStatus.ValueType
     category: _ticket_pb2.Category.ValueType
+    """Tickets escalated before they were classified have no category and match only when unset."""
     page_size: _builtins.int
     """1..500; 0 means the default (50)."""
     page_token: _builtins.str
+    """Only valid with the same filters as the request that returned it (page_size may change)."""
     @_builtins.property
-    def finished_after(self) -> _timestamp_pb2.Timestamp: ...
+    def finished_after(self) -> _timestamp_pb2.Timestamp:
+        """The time range is half-open: finished_after <= finished_at < finished_before, so consecutive
+        windows neither overlap nor leave gaps.
+        """
+
     @_builtins.property
     def finished_before(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(

@@ -1,0 +1,21 @@
+"""ticketflow.projection: the read model of finished tickets (SQLite), its Temporal worker, its gRPC
+read API and its rebuild from Temporal."""
+
+from .activities import ProjectionActivities
+from .grpc_api import ReadApiServer, ReadModelServicer
+from .rebuild import RebuildReport, TemporalUnreachable, rebuild
+from .settings import Settings
+from .store import OutcomeFilter, ReadModel, StoredOutcome
+
+__all__ = [
+    "OutcomeFilter",
+    "ProjectionActivities",
+    "ReadApiServer",
+    "ReadModel",
+    "ReadModelServicer",
+    "RebuildReport",
+    "Settings",
+    "StoredOutcome",
+    "TemporalUnreachable",
+    "rebuild",
+]

@@ -1,85 +1,97 @@
-"""`ticketflow-projection`: records finished tickets into the read model until SIGTERM."""
+"""`ticketflow-projection [serve]` runs the service; `ticketflow-projection rebuild` re-derives the view.
+
+Configured by TICKETFLOW_* environment variables (see settings.py and README.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import signal
+import sqlite3
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from importlib.metadata import version
-from socket import gethostname
 
 from pydantic import ValidationError
-from temporalio.client import Client
-from temporalio.worker import Worker
-from ticketflow.contracts import DATA_CONVERTER, names
 
-from .activities import ProjectionActivities
+from .rebuild import TemporalUnreachable, connect_once, rebuild
+from .service import VERSION, serve
 from .settings import Settings
-from .store import ReadModel
+from .store import UnsupportedSchema
 
-VERSION = version("ticketflow-projection")
-log = logging.getLogger("ticketflow.projection")
-
-
-async def _connect(settings: Settings) -> Client:
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.namespace,
-                data_converter=DATA_CONVERTER,
-            )
-        except Exception as err:
-            log.warning(
-                "waiting for Temporal at %s (attempt %d): %s",
-                settings.temporal_address,
-                attempt,
-                err,
-            )
-            await asyncio.sleep(min(5.0, 0.5 * attempt))
+ENV_HELP = """environment (all optional):
+  TICKETFLOW_TEMPORAL_ADDRESS    127.0.0.1:7233   Temporal frontend
+  TICKETFLOW_NAMESPACE           default          Temporal namespace
+  TICKETFLOW_DATA_DIR            ./var            holds readmodel.db
+  TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  where the gRPC read API listens
+  TICKETFLOW_PROJECTION_MAX_CONCURRENT_ACTIVITIES  8  activity slots (SQLite writers)
+"""
 
 
-async def run(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    client = await _connect(settings)
-    acts = ProjectionActivities(ReadModel(settings.readmodel_path))
-    with ThreadPoolExecutor(max_workers=settings.projection_max_concurrent_activities) as pool:
-        worker = Worker(
-            client,
-            task_queue=names.PROJECTION_QUEUE,
-            activities=[acts.record_outcome],
-            activity_executor=pool,
-            max_concurrent_activities=settings.projection_max_concurrent_activities,
-            identity=f"projection-{VERSION}@{gethostname()}",
-            graceful_shutdown_timeout=timedelta(seconds=5),
-        )
-        print(
-            f"projection {VERSION}: polling '{names.PROJECTION_QUEUE}' on "
-            f"{settings.temporal_address}; read model {settings.readmodel_path}",
-            flush=True,
-        )
-        async with worker:
-            await stop.wait()
-            print("projection: shutting down", flush=True)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketflow-projection",
+        description="The read model of finished tickets: a Temporal worker on "
+        "'ticketflow-projection' that records each outcome into SQLite, and a gRPC read API.",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=VERSION)
+    sub = parser.add_subparsers(dest="command", metavar="{serve,rebuild}")
+    sub.add_parser(
+        "serve",
+        help="run the worker and the gRPC read API until SIGTERM (the default)",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rb = sub.add_parser(
+        "rebuild",
+        help="re-derive readmodel.db from Temporal and swap it in atomically",
+        description="Lists the closed TicketWorkflow executions, fetches each completed run's "
+        "result, writes them into a fresh database next to readmodel.db and swaps it in; a "
+        "running projection keeps answering. Reports the tickets it could not rebuild.",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rb.add_argument(
+        "--drop-unretained",
+        action="store_true",
+        help="drop the rows of tickets Temporal no longer has (default: keep them, they are the "
+        "only record left)",
+    )
+    rb.add_argument(
+        "--concurrency", type=int, default=16, help="results fetched at once (default 16)"
+    )
+    rb.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for Temporal before giving up (default 10)",
+    )
+    return parser
+
+
+async def _rebuild(settings: Settings, args: argparse.Namespace) -> None:
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    progress(
+        f"rebuild: reading closed tickets from Temporal at {settings.temporal_address} "
+        f"(namespace {settings.namespace})"
+    )
+    client = await connect_once(settings.temporal_address, settings.namespace, args.connect_timeout)
+    report = await rebuild(
+        client,
+        settings.readmodel_path,
+        drop_unretained=args.drop_unretained,
+        concurrency=args.concurrency,
+        progress=progress,
+    )
+    for line in report.lines():
+        progress(line)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="ticketflow-projection",
-        description="Records each finished ticket into the SQLite read model. "
-        "Configured by TICKETFLOW_* environment variables (see README).",
-    )
-    parser.add_argument("--version", action="version", version=VERSION)
-    parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -87,7 +99,28 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings()
     except ValidationError as err:
         sys.exit(f"projection: invalid settings:\n{err}")
-    asyncio.run(run(settings))
+    if args.command == "rebuild":
+        if args.concurrency < 1:
+            sys.exit("rebuild: --concurrency must be at least 1")
+        try:
+            asyncio.run(_rebuild(settings, args))
+        except UnsupportedSchema as err:
+            sys.exit(f"rebuild: {err}; nothing was changed")
+        except TemporalUnreachable as err:
+            sys.exit(
+                f"rebuild: {err}\nrebuild: nothing was changed; start Temporal (`ticketflow up`) "
+                "or set TICKETFLOW_TEMPORAL_ADDRESS"
+            )
+        return
+    try:
+        asyncio.run(serve(settings))
+    except OSError as err:  # the gRPC address cannot be bound
+        sys.exit(f"projection: {err}")
+    except (sqlite3.DatabaseError, UnsupportedSchema) as err:
+        sys.exit(
+            f"projection: the read model {settings.readmodel_path} cannot be used: {err}\n"
+            "projection: re-derive it from Temporal with `ticketflow-projection rebuild`"
+        )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,10 @@
+"""The projection's activity: record a finished ticket's outcome in the read model.
+
+Synchronous (SQLite is blocking I/O), run on the worker's thread pool; several slots may write at
+once, which the store serialises. Idempotent and ordered by the store's version rule, so Temporal's
+retries and late deliveries change nothing.
+"""
+
 from __future__ import annotations
 
 from temporalio import activity
@@ -6,6 +13,8 @@ from ticketflow.contracts.models import TicketOutcome
 
 from .store import ReadModel
 
+__all__ = ["ProjectionActivities"]
+
 
 class ProjectionActivities:
     def __init__(self, store: ReadModel) -> None:
@@ -13,11 +22,14 @@ class ProjectionActivities:
 
     @activity.defn(name=names.RECORD_OUTCOME)
     def record_outcome(self, outcome: TicketOutcome) -> bool:
-        changed = self._store.record(outcome)
+        """True when the read model changed; False for a repeat or an older outcome."""
+        info = activity.info()
+        changed = self._store.record(outcome, run_id=info.workflow_run_id or "")
         activity.logger.info(
-            "ticket %s %s: %s",
+            "ticket %s %s (attempt %d): %s",
             outcome.ticket_id,
             outcome.status.value,
-            "recorded" if changed else "already recorded",
+            info.attempt,
+            "recorded" if changed else "already recorded (same or newer version)",
         )
         return changed

@@ -1,0 +1,265 @@
+"""The read model's version rule, its concurrency, its swap and its schema migration."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import ActivityEnvironment
+from ticketflow.contracts.models import Category, TicketStatus
+from ticketflow.projection.activities import ProjectionActivities
+from ticketflow.projection.store import (
+    SCHEMA_VERSION,
+    OutcomeFilter,
+    ReadModel,
+    from_micros,
+    to_micros,
+)
+
+
+def test_same_outcome_twice_changes_once(store: ReadModel, helpers) -> None:
+    outcome = helpers.make_outcome("t-1")
+    assert store.record(outcome, run_id="run-a") is True
+    before = store.get("t-1")
+    assert store.record(outcome, run_id="run-a") is False
+    assert store.get("t-1") == before  # recorded_at and seq untouched too
+    assert store.count() == 1
+    assert store.get("t-1").outcome == outcome
+
+
+def test_reserialised_outcome_is_the_same_version(store: ReadModel, helpers) -> None:
+    # Newer code may serialise the same outcome differently (a field added with a default);
+    # the version is (finished_at, run_id), not the content, so that is no change.
+    outcome = helpers.make_outcome("t-1")
+    assert store.record(outcome, run_id="run-a")
+    same = outcome.model_copy(update={"escalation_reason": "differs"})
+    assert store.record(same, run_id="run-a") is False
+    assert store.get("t-1").outcome.escalation_reason is None
+
+
+def test_older_after_newer_changes_nothing(store: ReadModel, helpers) -> None:
+    older = helpers.make_outcome("t-1", status=TicketStatus.ESCALATED)
+    newer = helpers.make_outcome(
+        "t-1", status=TicketStatus.RESOLVED, finished_at=helpers.BASE + timedelta(seconds=1)
+    )
+    assert store.record(newer, run_id="run-b")
+    assert store.record(older, run_id="run-a") is False
+    assert store.get("t-1").status == "RESOLVED"
+    assert store.get("t-1").run_id == "run-b"
+
+
+def test_newer_replaces_older(store: ReadModel, helpers) -> None:
+    older = helpers.make_outcome("t-1", status=TicketStatus.ESCALATED)
+    newer = helpers.make_outcome(
+        "t-1", status=TicketStatus.RESOLVED, finished_at=helpers.BASE + timedelta(microseconds=1)
+    )
+    assert store.record(older, run_id="run-a")
+    assert store.record(newer, run_id="run-b")
+    row = store.get("t-1")
+    assert (row.status, row.run_id, row.finished_us) == (
+        "RESOLVED",
+        "run-b",
+        to_micros(newer.finished_at),
+    )
+
+
+def test_equal_finish_is_decided_by_run_id_in_any_order(tmp_path: Path, helpers) -> None:
+    a = helpers.make_outcome("t-1", status=TicketStatus.ESCALATED)
+    b = helpers.make_outcome("t-1", status=TicketStatus.RESOLVED)
+    one, two = ReadModel(tmp_path / "one.db"), ReadModel(tmp_path / "two.db")
+    one.record(a, run_id="run-a")
+    one.record(b, run_id="run-b")
+    two.record(b, run_id="run-b")
+    two.record(a, run_id="run-a")
+    assert helpers.table(one) == helpers.table(two)
+    assert one.get("t-1").run_id == "run-b"
+
+
+def test_concurrent_writers_from_threads(store: ReadModel, helpers) -> None:
+    """8 threads (activity slots), each with its own shuffled deliveries of 10 versions of 20
+    tickets: every ticket ends at its newest version, and exactly the winning writes changed it."""
+    tickets = [f"t-{i}" for i in range(20)]
+    versions = range(10)
+    deliveries = [(tid, v, run) for tid in tickets for v in versions for run in ("run-x", "run-y")]
+    per_thread = []
+    for seed in range(8):
+        mine = list(deliveries)
+        random.Random(seed).shuffle(mine)
+        per_thread.append(mine)
+    start = threading.Barrier(8)
+
+    def work(mine: list[tuple[str, int, str]]) -> int:
+        start.wait()
+        changed = 0
+        for tid, v, run in mine:
+            outcome = helpers.make_outcome(tid, finished_at=helpers.BASE + timedelta(seconds=v))
+            changed += store.record(outcome, run_id=run)
+        return changed
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        changes = sum(pool.map(work, per_thread))
+
+    assert store.count() == len(tickets)
+    newest = to_micros(helpers.BASE + timedelta(seconds=max(versions)))
+    for tid in tickets:
+        row = store.get(tid)
+        assert (row.finished_us, row.run_id) == (newest, "run-y")
+    # Every change raised the version, so at most one per distinct version per ticket.
+    assert len(tickets) <= changes <= len(tickets) * len(versions) * 2
+    seqs = [r.seq for r in store.rows()]
+    assert len(set(seqs)) == len(seqs)
+
+
+def test_wal_mode_and_schema_version(store: ReadModel) -> None:
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_list_orders_by_finish_then_ticket_and_filters(store: ReadModel, helpers) -> None:
+    t0 = helpers.BASE
+    store.record(helpers.make_outcome("b", finished_at=t0))
+    store.record(helpers.make_outcome("a", finished_at=t0))
+    store.record(helpers.make_outcome("c", finished_at=t0 - timedelta(seconds=1)))
+    store.record(
+        helpers.make_outcome(
+            "d", status=TicketStatus.ESCALATED, category=None, finished_at=t0 + timedelta(1)
+        )
+    )
+    assert [r.ticket_id for r in store.list(OutcomeFilter())] == ["c", "a", "b", "d"]
+    assert [r.ticket_id for r in store.list(OutcomeFilter(), after=(to_micros(t0), "a"))] == [
+        "b",
+        "d",
+    ]
+    assert [r.ticket_id for r in store.list(OutcomeFilter(status="ESCALATED"))] == ["d"]
+    assert [r.ticket_id for r in store.list(OutcomeFilter(category="account"), limit=2)] == [
+        "c",
+        "a",
+    ]
+    window = OutcomeFilter(finished_after_us=to_micros(t0), finished_before_us=to_micros(t0) + 1)
+    assert [r.ticket_id for r in store.list(window)] == ["a", "b"]
+
+
+def test_micros_round_trip(helpers) -> None:
+    assert from_micros(to_micros(helpers.BASE)) == helpers.BASE
+    assert to_micros(helpers.BASE.replace(tzinfo=None)) == to_micros(helpers.BASE)
+
+
+def test_missing_file_is_an_empty_view_and_the_next_write_recreates_it(
+    store: ReadModel, helpers
+) -> None:
+    store.record(helpers.make_outcome("t-1"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    assert store.get("t-1") is None
+    assert store.list(OutcomeFilter()) == []
+    assert store.record(helpers.make_outcome("t-2"))
+    assert [r.ticket_id for r in store.rows()] == ["t-2"]
+
+
+def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path, helpers) -> None:
+    live = ReadModel(tmp_path / "readmodel.db")
+    live.record(helpers.make_outcome("old"))
+    fresh = ReadModel(tmp_path / "readmodel.db.fresh", shared_lock=False)
+    fresh.record(helpers.make_outcome("new"))
+    seen: list[list[str]] = []
+    live.swap_in(
+        fresh,
+        lambda conn: seen.append([r[0] for r in conn.execute("SELECT ticket_id FROM outcomes")]),
+    )
+    assert seen == [["old"]]
+    assert [r.ticket_id for r in live.rows()] == ["new"]
+    assert not fresh.path.exists()
+    assert not any("fresh" in p.name for p in tmp_path.iterdir())
+    # The new file is in WAL mode and takes writes.
+    assert live.record(helpers.make_outcome("next"))
+    conn = sqlite3.connect(live.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+def test_readers_and_writers_keep_working_across_swaps(tmp_path: Path, helpers) -> None:
+    """Threads read and write while the file is swapped repeatedly: no error, no torn read."""
+    live = ReadModel(tmp_path / "readmodel.db")
+    live.record(helpers.make_outcome("stable"))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                row = live.get("stable")
+                assert row is not None and row.ticket_id == "stable"
+                live.list(OutcomeFilter(), limit=10)
+            except BaseException as err:
+                errors.append(err)
+                return
+
+    def writer(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                live.record(helpers.make_outcome(f"w{n}-{i}"))
+            except BaseException as err:
+                errors.append(err)
+                return
+            i += 1
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    threads += [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20):
+            fresh = ReadModel(tmp_path / f"fresh-{i}.db", shared_lock=False)
+            fresh.record(helpers.make_outcome("stable"))
+            live.swap_in(fresh)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert live.get("stable") is not None
+
+
+def test_migrates_a_version_1_file(tmp_path: Path, helpers) -> None:
+    path = tmp_path / "readmodel.db"
+    outcome = helpers.make_outcome("t-1", category=Category.REFUND)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE outcomes (
+            ticket_id TEXT PRIMARY KEY, status TEXT NOT NULL, category TEXT,
+            customer_id TEXT NOT NULL, finished_at TEXT NOT NULL, content_hash TEXT NOT NULL,
+            outcome_json TEXT NOT NULL, recorded_at TEXT NOT NULL) STRICT;
+        CREATE INDEX outcomes_status ON outcomes (status, finished_at);
+        """
+    )
+    conn.execute(
+        "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ("t-1", "RESOLVED", "refund", "cust-1", "x", "h", outcome.model_dump_json(), "x"),
+    )
+    conn.commit()
+    conn.close()
+    store = ReadModel(path)
+    row = store.get("t-1")
+    assert row.outcome == outcome
+    assert (row.category, row.finished_us) == ("refund", to_micros(outcome.finished_at))
+
+
+def test_activity_records_with_the_run_id(store: ReadModel, helpers) -> None:
+    acts = ProjectionActivities(store)
+    env = ActivityEnvironment()
+    outcome = helpers.make_outcome("t-1")
+    assert env.run(acts.record_outcome, outcome) is True
+    assert env.run(acts.record_outcome, outcome) is False  # a retry
+    assert store.get("t-1").run_id == env.info.workflow_run_id
