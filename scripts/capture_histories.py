@@ -25,7 +25,6 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,18 +32,11 @@ from pathlib import Path
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from ticketflow.contracts import DATA_CONVERTER, names
 from ticketflow.contracts.models import (
-    ActionKind,
-    Category,
-    Classification,
-    ClassifyInput,
     DecideInput,
-    Draft,
-    DraftReplyInput,
     ModelTier,
     NewTicket,
     Policy,
@@ -57,6 +49,7 @@ from ticketflow.contracts.models import (
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 from ticketflow.core_worker.activities import LedgerActivities
 from ticketflow.core_worker.ledger import Ledger
+from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,41 +67,6 @@ FAST = {"agent_schedule_to_start_s": 1.0, "fallback_schedule_to_start_s": 1.0}
 
 
 # ---- fake agent and projection ---------------------------------------------------------------
-
-
-def fake_agent(tier: ModelTier) -> list[Callable[..., Awaitable[object]]]:
-    """Deterministic stand-ins for the agent worker's activities, under the real names.
-
-    Primary: 0.95 confidence; "unclear" in the subject: 0.4; "flaky" in the subject: the first
-    attempt of classify fails with a retryable error (Temporal retries it, the workflow never sees
-    it). Fallback: always 0.45, so its answers need a human.
-    """
-    model = f"fake-{tier.value}"
-
-    @activity.defn(name=names.CLASSIFY)
-    async def classify(inp: ClassifyInput) -> Classification:
-        t = inp.ticket
-        if "flaky" in t.subject and activity.info().attempt == 1:
-            raise ApplicationError("model endpoint hiccup (injected)", type="AgentUnavailable")
-        refund = (t.requested_refund_cents or 0) > 0
-        confidence = 0.4 if "unclear" in t.subject else 0.95
-        return Classification(
-            category=Category.REFUND if refund else Category.ACCOUNT,
-            confidence=0.45 if tier == ModelTier.FALLBACK else confidence,
-            action=ActionKind.REFUND if refund else ActionKind.REPLY_ONLY,
-            refund_cents=t.requested_refund_cents if refund else None,
-            model=model,
-            tier=tier,
-            rationale="keyword match (fake agent)",
-        )
-
-    @activity.defn(name=names.DRAFT_REPLY)
-    async def draft_reply(inp: DraftReplyInput) -> Draft:
-        return Draft(
-            text=f"Hello, about ticket {inp.ticket.ticket_id}: done.", model=model, tier=tier
-        )
-
-    return [classify, draft_reply]
 
 
 @activity.defn(name=names.RECORD_OUTCOME)

@@ -18,12 +18,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from ticketflow.contracts import DATA_CONVERTER, names
 from ticketflow.contracts.models import (
-    ActionKind,
-    Category,
-    Classification,
-    ClassifyInput,
-    Draft,
-    DraftReplyInput,
     ModelTier,
     NewTicket,
     Policy,
@@ -34,6 +28,7 @@ from ticketflow.contracts.models import (
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 from ticketflow.core_worker.activities import LedgerActivities
 from ticketflow.core_worker.ledger import Ledger
+from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
 
 
@@ -43,36 +38,6 @@ def binary(name: str) -> str:
     if not found:
         pytest.fail(f"{name} binary not found: run `uv sync --all-packages`")
     return found
-
-
-def fake_agent(tier: ModelTier) -> list:
-    """Agent activities registered under the real names, with fixed, obvious answers."""
-    model = f"fake-{tier.value}"
-
-    @activity.defn(name=names.CLASSIFY)
-    async def classify(inp: ClassifyInput) -> Classification:
-        t = inp.ticket
-        refund = (t.requested_refund_cents or 0) > 0
-        unclear = "unclear" in t.subject
-        conf = 0.4 if unclear else 0.95
-        if tier == ModelTier.FALLBACK:
-            conf = 0.45
-        return Classification(
-            category=Category.REFUND
-            if refund
-            else (Category.OTHER if unclear else Category.ACCOUNT),
-            confidence=conf,
-            action=ActionKind.REFUND if refund else ActionKind.REPLY_ONLY,
-            refund_cents=t.requested_refund_cents if refund else None,
-            model=model,
-            tier=tier,
-        )
-
-    @activity.defn(name=names.DRAFT_REPLY)
-    async def draft_reply(inp: DraftReplyInput) -> Draft:
-        return Draft(text=f"reply to {inp.ticket.ticket_id}", model=model, tier=tier)
-
-    return [classify, draft_reply]
 
 
 class Projected:

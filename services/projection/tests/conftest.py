@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -30,12 +29,9 @@ from ticketflow.contracts.models import (
     ActionKind,
     Category,
     Classification,
-    ClassifyInput,
     DecideInput,
     DecideResult,
     Decision,
-    Draft,
-    DraftReplyInput,
     ModelTier,
     Policy,
     ReplyKind,
@@ -49,6 +45,7 @@ from ticketflow.contracts.models import (
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 from ticketflow.core_worker.activities import LedgerActivities
 from ticketflow.core_worker.ledger import Ledger
+from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.projection.activities import ProjectionActivities
 from ticketflow.projection.grpc_api import ReadApiServer
@@ -162,32 +159,6 @@ async def start_dev_server(*, fast_delete: bool = False) -> WorkflowEnvironment:
         ip="127.0.0.1",
         dev_server_extra_args=extra,
     )
-
-
-def fake_agent(tier: ModelTier) -> list:
-    """classify/draft_reply under the real names: "refund" when a refund is asked, "other" with a
-    low confidence when the subject says "unclear", "account" otherwise."""
-    model = f"fake-{tier.value}"
-
-    @activity.defn(name=names.CLASSIFY)
-    async def classify(inp: ClassifyInput) -> Classification:
-        t = inp.ticket
-        refund = (t.requested_refund_cents or 0) > 0
-        unclear = "unclear" in t.subject
-        return Classification(
-            category=Category.REFUND if refund else Category.OTHER if unclear else Category.ACCOUNT,
-            confidence=0.4 if unclear or tier == ModelTier.FALLBACK else 0.95,
-            action=ActionKind.REFUND if refund else ActionKind.REPLY_ONLY,
-            refund_cents=t.requested_refund_cents if refund else None,
-            model=model,
-            tier=tier,
-        )
-
-    @activity.defn(name=names.DRAFT_REPLY)
-    async def draft_reply(inp: DraftReplyInput) -> Draft:
-        return Draft(text=f"reply to {inp.ticket.ticket_id}", model=model, tier=tier)
-
-    return [classify, draft_reply]
 
 
 class Fleet:

@@ -123,6 +123,18 @@ class Ledger:
         finally:
             conn.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One serialised write transaction: the effect row and its attempt row commit together."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     def apply_refund(
         self,
         *,
@@ -134,50 +146,44 @@ class Ledger:
     ) -> RefundRow:
         if type(amount_cents) is not int or amount_cents <= 0:
             raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT refund_id, amount_cents, created_at FROM refunds WHERE ticket_id = ?",
-                    (ticket_id,),
-                ).fetchone()
-                if row is None:
-                    refund_id, created_at = _effect_id("rf", ticket_id), _now()
-                    conn.execute(
-                        "INSERT INTO refunds (ticket_id, refund_id, customer_id, order_id,"
-                        " amount_cents, workflow_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            ticket_id,
-                            refund_id,
-                            customer_id,
-                            order_id,
-                            amount_cents,
-                            who.workflow_id,
-                            created_at,
-                        ),
-                    )
-                    result, existing_amount = "applied", amount_cents
-                else:
-                    refund_id, existing_amount, created_at = row
-                    result = "already_applied" if existing_amount == amount_cents else "conflict"
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT refund_id, amount_cents, created_at FROM refunds WHERE ticket_id = ?",
+                (ticket_id,),
+            ).fetchone()
+            if row is None:
+                refund_id, created_at = _effect_id("rf", ticket_id), _now()
                 conn.execute(
-                    "INSERT INTO refund_attempts (ticket_id, amount_cents, workflow_id, run_id,"
-                    " activity_id, attempt, result, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO refunds (ticket_id, refund_id, customer_id, order_id,"
+                    " amount_cents, workflow_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         ticket_id,
+                        refund_id,
+                        customer_id,
+                        order_id,
                         amount_cents,
                         who.workflow_id,
-                        who.run_id,
-                        who.activity_id,
-                        who.attempt,
-                        result,
-                        _now(),
+                        created_at,
                     ),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                result, existing_amount = "applied", amount_cents
+            else:
+                refund_id, existing_amount, created_at = row
+                result = "already_applied" if existing_amount == amount_cents else "conflict"
+            conn.execute(
+                "INSERT INTO refund_attempts (ticket_id, amount_cents, workflow_id, run_id,"
+                " activity_id, attempt, result, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ticket_id,
+                    amount_cents,
+                    who.workflow_id,
+                    who.run_id,
+                    who.activity_id,
+                    who.attempt,
+                    result,
+                    _now(),
+                ),
+            )
         if result == "conflict":
             raise LedgerConflict(
                 f"ticket {ticket_id} was already refunded {existing_amount} cents; "
@@ -200,42 +206,36 @@ class Ledger:
         body: str,
         who: AttemptInfo = AttemptInfo(),
     ) -> ReplyRow:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT reply_id, kind, created_at FROM replies WHERE ticket_id = ?",
-                    (ticket_id,),
-                ).fetchone()
-                if row is None:
-                    reply_id, created_at = _effect_id("rp", ticket_id), _now()
-                    conn.execute(
-                        "INSERT INTO replies (ticket_id, reply_id, customer_id, kind, body,"
-                        " workflow_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (ticket_id, reply_id, customer_id, kind, body, who.workflow_id, created_at),
-                    )
-                    result, existing_kind = "sent", kind
-                else:
-                    reply_id, existing_kind, created_at = row
-                    result = "already_sent" if existing_kind == kind else "conflict"
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT reply_id, kind, created_at FROM replies WHERE ticket_id = ?",
+                (ticket_id,),
+            ).fetchone()
+            if row is None:
+                reply_id, created_at = _effect_id("rp", ticket_id), _now()
                 conn.execute(
-                    "INSERT INTO reply_attempts (ticket_id, kind, workflow_id, run_id, activity_id,"
-                    " attempt, result, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ticket_id,
-                        kind,
-                        who.workflow_id,
-                        who.run_id,
-                        who.activity_id,
-                        who.attempt,
-                        result,
-                        _now(),
-                    ),
+                    "INSERT INTO replies (ticket_id, reply_id, customer_id, kind, body,"
+                    " workflow_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (ticket_id, reply_id, customer_id, kind, body, who.workflow_id, created_at),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                result, existing_kind = "sent", kind
+            else:
+                reply_id, existing_kind, created_at = row
+                result = "already_sent" if existing_kind == kind else "conflict"
+            conn.execute(
+                "INSERT INTO reply_attempts (ticket_id, kind, workflow_id, run_id, activity_id,"
+                " attempt, result, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ticket_id,
+                    kind,
+                    who.workflow_id,
+                    who.run_id,
+                    who.activity_id,
+                    who.attempt,
+                    result,
+                    _now(),
+                ),
+            )
         if result == "conflict":
             raise LedgerConflict(
                 f"ticket {ticket_id} already has a {existing_kind} reply; refusing a {kind} reply"

@@ -195,16 +195,7 @@ class TicketWorkflow:
     @workflow.query(name=names.STATUS_QUERY)
     def status(self) -> TicketState:
         return TicketState(
-            ticket_id=self._ticket.ticket_id,
-            status=self._status,
-            ticket=self._ticket,
-            classification=self._classification,
-            draft=self._draft,
-            decision=self._decision,
-            refund=self._refund,
-            reply=self._reply,
-            escalation_reason=self._escalation_reason,
-            agent_calls=list(self._agent_calls),
+            **self._facts(),
             accepting_decisions=self._accepting_decisions,
             side_effects_done=self._side_effects_done,
             approval_deadline=self._approval_deadline,
@@ -259,6 +250,21 @@ class TicketWorkflow:
         # ticket, e.g. the approval queue, without a query that needs a worker to replay it.
         if workflow.patched(PATCH_CLASSIFICATION_MEMO):
             workflow.upsert_memo({names.MEMO_CLASSIFICATION: classification})
+
+    def _facts(self) -> dict[str, Any]:
+        """What the query and the outcome both report."""
+        return {
+            "ticket_id": self._ticket.ticket_id,
+            "status": self._status,
+            "ticket": self._ticket,
+            "classification": self._classification,
+            "draft": self._draft,
+            "decision": self._decision,
+            "refund": self._refund,
+            "reply": self._reply,
+            "escalation_reason": self._escalation_reason,
+            "agent_calls": list(self._agent_calls),
+        }
 
     def _set_status(self, status: TicketStatus) -> None:
         self._status = status
@@ -365,16 +371,7 @@ class TicketWorkflow:
 
     async def _finish(self) -> TicketOutcome:
         outcome = TicketOutcome(
-            ticket_id=self._ticket.ticket_id,
-            status=self._status,
-            ticket=self._ticket,
-            classification=self._classification,
-            draft=self._draft,
-            decision=self._decision,
-            refund=self._refund,
-            reply=self._reply,
-            escalation_reason=self._escalation_reason,
-            agent_calls=list(self._agent_calls),
+            **self._facts(),
             finished_at=workflow.now(),
         )
         # Every end is projected to the read model; the projection worker owns that store.
