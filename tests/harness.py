@@ -23,6 +23,7 @@ from ticketflow.launcher.devserver import (
     dev_server_command,
     ensure_search_attributes,
     free_port,
+    wait_for_frontend,
     wait_for_port,
 )
 
@@ -108,6 +109,7 @@ class Stack:
         )
         proc = self._spawn("temporal", argv, self.env)
         wait_for_port("127.0.0.1", self.temporal_port, time.monotonic() + 60, process=proc)
+        wait_for_frontend("127.0.0.1", self.temporal_port, time.monotonic() + 60, process=proc)
         asyncio.run(
             ensure_search_attributes(
                 f"127.0.0.1:{self.temporal_port}", "default", time.monotonic() + 60

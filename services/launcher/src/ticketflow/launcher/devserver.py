@@ -215,6 +215,41 @@ def wait_for_port(
         time.sleep(interval)
 
 
+FRONTEND_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+
+
+def wait_for_frontend(
+    host: str,
+    port: int,
+    deadline: float,
+    *,
+    process: subprocess.Popen[bytes] | subprocess.Popen[str] | None = None,
+) -> None:
+    """Poll the frontend's gRPC health until it says SERVING.
+
+    An open port is not enough: for a moment after binding, the frontend answers "Frontend is not
+    healthy yet". ``deadline`` is a ``time.monotonic()`` instant.
+    """
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    request = health_pb2.HealthCheckRequest(service=FRONTEND_SERVICE)
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(request, timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the Temporal dev server exited with code {process.returncode}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Temporal at {host}:{port} is not serving yet (deadline passed)")
+            time.sleep(0.05)
+
+
 async def ensure_search_attributes(
     address: str,
     namespace: str,
@@ -338,7 +373,9 @@ class DevServer:
                 start_new_session=True,
             )
         try:
-            wait_for_port("127.0.0.1", self.port, time.monotonic() + timeout, process=self.process)
+            deadline = time.monotonic() + timeout
+            wait_for_port("127.0.0.1", self.port, deadline, process=self.process)
+            wait_for_frontend("127.0.0.1", self.port, deadline, process=self.process)
         except (TimeoutError, RuntimeError) as err:
             self.stop()
             raise RuntimeError(f"dev server did not start: {err}\n{self.log_tail()}") from err
