@@ -20,7 +20,10 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect(settings)
+    client = await connect(settings, stop)
+    if client is None:
+        print("core-worker: stopped before Temporal answered", flush=True)
+        return
     with ThreadPoolExecutor(max_workers=settings.core_max_concurrent_activities) as executor:
         worker = build_worker(client, settings, executor)
         print(

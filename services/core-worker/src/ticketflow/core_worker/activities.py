@@ -80,16 +80,13 @@ class LedgerActivities:
 
     @activity.defn(name=names.SEND_REPLY)
     def send_reply(self, inp: SendReplyInput) -> ReplyReceipt:
-        try:
-            row = self._ledger.send_reply(
-                ticket_id=inp.ticket_id,
-                customer_id=inp.customer_id,
-                kind=inp.kind.value,
-                body=inp.body,
-                who=_who(),
-            )
-        except LedgerConflict as err:
-            raise ApplicationError(str(err), type="LedgerConflict", non_retryable=True) from err
+        row = self._ledger.send_reply(
+            ticket_id=inp.ticket_id,
+            customer_id=inp.customer_id,
+            kind=inp.kind.value,
+            body=inp.body,
+            who=_who(),
+        )
         return ReplyReceipt(
             ticket_id=row.ticket_id,
             reply_id=row.reply_id,

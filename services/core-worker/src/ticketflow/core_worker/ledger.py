@@ -236,14 +236,12 @@ class Ledger:
                     _now(),
                 ),
             )
-        if result == "conflict":
-            raise LedgerConflict(
-                f"ticket {ticket_id} already has a {existing_kind} reply; refusing a {kind} reply"
-            )
         return ReplyRow(
             ticket_id=ticket_id,
             reply_id=reply_id,
             kind=existing_kind,
             created_at=datetime.fromisoformat(created_at),
-            already_sent=result == "already_sent",
+            # One reply per ticket, ever: a second one of another kind (say the ticket's history
+            # was deleted and the id ran again) is not sent; the first one is the answer.
+            already_sent=result != "sent",
         )

@@ -22,31 +22,44 @@ log = logging.getLogger("ticketflow.core_worker")
 VERSION = version("ticketflow-core-worker")
 
 
-async def connect(settings: Settings, *, deadline_s: float | None = None) -> Client:
-    """Connect to Temporal, retrying with progress until it answers (or the deadline passes)."""
-    loop = asyncio.get_running_loop()
-    start, attempt = loop.time(), 0
-    while True:
+async def connect(settings: Settings, stop: asyncio.Event | None = None) -> Client | None:
+    """Connect to Temporal, retrying with progress until it answers; None once ``stop`` is set.
+
+    Stopping must work while Temporal is unreachable: a SIGTERM during the wait ends the process
+    at once instead of after a supervisor's kill timeout.
+    """
+    stop = stop or asyncio.Event()
+    attempt = 0
+    while not stop.is_set():
         attempt += 1
-        try:
-            return await Client.connect(
+        connecting = asyncio.ensure_future(
+            Client.connect(
                 settings.temporal_address,
                 namespace=settings.namespace,
                 data_converter=DATA_CONVERTER,
             )
-        except Exception as err:
-            if deadline_s is not None and loop.time() - start > deadline_s:
-                raise SystemExit(
-                    f"core-worker: Temporal at {settings.temporal_address} is unreachable ({err}); "
-                    "start it (`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS"
-                ) from err
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if stop.is_set():
+            connecting.cancel()
+            break
+        try:
+            return connecting.result()
+        except Exception as err:  # any connection failure is retried
             log.warning(
-                "waiting for Temporal at %s (attempt %d): %s",
+                "waiting for Temporal at %s (attempt %d): %s; start it (`ticketflow up`) or set "
+                "TICKETFLOW_TEMPORAL_ADDRESS",
                 settings.temporal_address,
                 attempt,
                 err,
             )
-            await asyncio.sleep(min(5.0, 0.5 * attempt))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=min(5.0, 0.5 * attempt))
+        except TimeoutError:
+            pass
+    return None
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -9,6 +9,7 @@ fixed for the ticket's life, so replays do not depend on the worker's environmen
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -89,6 +90,20 @@ def auto_approvable(c: Classification, draft: Draft, policy: Policy) -> bool:
     return not needs_refund(c) or (c.refund_cents or 0) <= policy.auto_approve_limit_cents
 
 
+def _is_cancel(err: BaseException) -> bool:
+    """A cancel request reached the workflow (directly, or through the activity it awaited)."""
+    if isinstance(err, asyncio.CancelledError):
+        return True
+    return isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+
+
+def _non_retryable(err: ActivityError) -> bool:
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and (
+        cause.non_retryable or cause.type in _AGENT_NON_RETRYABLE
+    )
+
+
 def _describe_failure(err: ActivityError) -> str:
     cause = err.cause
     if isinstance(cause, TemporalTimeoutError):
@@ -117,11 +132,36 @@ class TicketWorkflow:
         self._side_effects_done = False
         self._approval_deadline = None
         self._outcome: TicketOutcome | None = None
+        self._final: TicketOutcome | None = None
 
     # ---- run -------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: TicketInput) -> TicketOutcome:
+        try:
+            await self._triage()
+        except (asyncio.CancelledError, ActivityError) as err:
+            if not _is_cancel(err):
+                raise
+            self._on_cancel()
+        # From here on the ticket's end is decided; its side effects run to completion. A cancel
+        # request now cannot stop money a human approved half-way: the effects are idempotent,
+        # so the interrupted one is simply issued again.
+        while True:
+            try:
+                return await self._conclude()
+            except (asyncio.CancelledError, ActivityError) as err:
+                if not _is_cancel(err):
+                    raise
+                workflow.logger.warning(
+                    "cancel requested while ticket %s concludes (%s): finishing its side effects",
+                    self._ticket.ticket_id,
+                    self._status.value,
+                )
+
+    async def _triage(self) -> None:
+        """Classify, draft, decide. Ends with the decision door closed and the end status set:
+        EXECUTING (approved), REJECTED or ESCALATED."""
         self._set_status(TicketStatus.RECEIVED)
 
         self._set_status(TicketStatus.CLASSIFYING)
@@ -129,7 +169,7 @@ class TicketWorkflow:
             names.CLASSIFY, ClassifyInput(ticket=self._ticket), Classification, ModelTier.PRIMARY
         )
         if classification is None:
-            return await self._escalate("agent could not classify the ticket within its budget")
+            return self._mark_escalated("agent could not classify the ticket within its budget")
         self._classification = classification
         self._publish_classification(classification)
 
@@ -143,7 +183,7 @@ class TicketWorkflow:
             classification.tier,
         )
         if draft is None:
-            return await self._escalate("agent could not draft a reply within its budget")
+            return self._mark_escalated("agent could not draft a reply within its budget")
         self._draft = draft
 
         if auto_approvable(classification, draft, self._policy):
@@ -162,32 +202,57 @@ class TicketWorkflow:
             # The door closes here, before any final activity: no late decision can slip in.
             self._accepting_decisions = False
             if self._decision is None:
-                return await self._escalate("no decision before the approval timeout")
+                return self._mark_escalated("no decision before the approval timeout")
 
-        assert self._decision is not None
-        if not self._decision.approved:
+        if self._decision.approved:
+            self._set_status(TicketStatus.EXECUTING)
+        else:
             self._set_status(TicketStatus.REJECTED)
-            self._reply = await self._send_reply(ReplyKind.REJECTION, REJECTION_REPLY)
-            return await self._finish()
 
-        self._set_status(TicketStatus.EXECUTING)
-        if needs_refund(classification):
-            try:
-                self._refund = await self._side_effect(
-                    names.ISSUE_REFUND,
-                    IssueRefundInput(
-                        ticket_id=self._ticket.ticket_id,
-                        customer_id=self._ticket.customer_id,
-                        order_id=self._ticket.order_id,
-                        amount_cents=classification.refund_cents or 0,
-                    ),
-                    RefundReceipt,
-                )
-            except ActivityError as err:
-                # Only a non-retryable ledger error gets here (side effects retry forever).
-                return await self._escalate(f"refund failed: {_describe_failure(err)}")
-        self._reply = await self._send_reply(ReplyKind.RESOLUTION, draft.text)
-        self._set_status(TicketStatus.RESOLVED)
+    def _on_cancel(self) -> None:
+        """A cancel request before the ticket's end was decided: hand it to a human (ESCALATED),
+        never leave it hanging. After a decision, the decided end is carried out."""
+        self._accepting_decisions = False
+        if self._status.terminal or self._status == TicketStatus.EXECUTING:
+            return
+        if self._decision is not None:  # decided in the same task as the cancel arrived
+            self._set_status(
+                TicketStatus.EXECUTING if self._decision.approved else TicketStatus.REJECTED
+            )
+            return
+        self._mark_escalated(f"cancelled by an operator while {self._status.value}")
+
+    async def _conclude(self) -> TicketOutcome:
+        """Carry out the decided end. Safe to run again after an interruption: every step is
+        skipped once its receipt is in the state, and the ledger is idempotent by ticket_id."""
+        if self._status == TicketStatus.EXECUTING:
+            if needs_refund(self._classification) and self._refund is None:
+                assert self._classification is not None
+                try:
+                    self._refund = await self._side_effect(
+                        names.ISSUE_REFUND,
+                        IssueRefundInput(
+                            ticket_id=self._ticket.ticket_id,
+                            customer_id=self._ticket.customer_id,
+                            order_id=self._ticket.order_id,
+                            amount_cents=self._classification.refund_cents or 0,
+                        ),
+                        RefundReceipt,
+                    )
+                except ActivityError as err:
+                    if _is_cancel(err):
+                        raise
+                    # Only a non-retryable ledger error gets here (side effects retry forever).
+                    self._mark_escalated(f"refund failed: {_describe_failure(err)}")
+            if self._status == TicketStatus.EXECUTING:
+                if self._reply is None:
+                    assert self._draft is not None
+                    self._reply = await self._send_reply(ReplyKind.RESOLUTION, self._draft.text)
+                self._set_status(TicketStatus.RESOLVED)
+        elif self._reply is None and self._status == TicketStatus.REJECTED:
+            self._reply = await self._send_reply(ReplyKind.REJECTION, REJECTION_REPLY)
+        elif self._reply is None and self._status == TicketStatus.ESCALATED:
+            self._reply = await self._send_reply(ReplyKind.ESCALATION, ESCALATION_REPLY)
         return await self._finish()
 
     # ---- messages --------------------------------------------------------------------------
@@ -314,7 +379,7 @@ class TicketWorkflow:
                     ),
                 )
             except ActivityError as err:
-                if isinstance(err.cause, CancelledError):
+                if _is_cancel(err):
                     raise
                 reason = _describe_failure(err)
                 workflow.logger.warning("agent %s on %s failed: %s", activity, tier.value, reason)
@@ -327,6 +392,9 @@ class TicketWorkflow:
                     and err.cause.type == TimeoutType.SCHEDULE_TO_START
                 ):
                     workflow.logger.info("routing %s to the fallback model", activity)
+                if _non_retryable(err):
+                    # The input itself is refused: another model would refuse it too.
+                    return None
                 continue
             self._agent_calls.append(AgentCall(activity=activity, tier=tier, ok=True))
             return result
@@ -348,32 +416,41 @@ class TicketWorkflow:
             ),
         )
 
-    async def _send_reply(self, kind: ReplyKind, body: str) -> ReplyReceipt:
-        return await self._side_effect(
-            names.SEND_REPLY,
-            SendReplyInput(
-                ticket_id=self._ticket.ticket_id,
-                customer_id=self._ticket.customer_id,
-                kind=kind,
-                body=body,
-            ),
-            ReplyReceipt,
-        )
+    async def _send_reply(self, kind: ReplyKind, body: str) -> ReplyReceipt | None:
+        try:
+            return await self._side_effect(
+                names.SEND_REPLY,
+                SendReplyInput(
+                    ticket_id=self._ticket.ticket_id,
+                    customer_id=self._ticket.customer_id,
+                    kind=kind,
+                    body=body,
+                ),
+                ReplyReceipt,
+            )
+        except ActivityError as err:
+            if _is_cancel(err):
+                raise
+            # Only a non-retryable outbox error gets here. A missing reply must not fail the
+            # ticket: the outcome (reply None) is still recorded, for a human to follow up.
+            workflow.logger.error(
+                "reply for ticket %s failed: %s", self._ticket.ticket_id, _describe_failure(err)
+            )
+            return None
 
-    async def _escalate(self, reason: str) -> TicketOutcome:
+    def _mark_escalated(self, reason: str) -> None:
         # Terminal status first: from here on no decision is accepted, even while the
         # holding reply and the projection are still running.
         self._accepting_decisions = False
         self._escalation_reason = reason
         self._set_status(TicketStatus.ESCALATED)
-        self._reply = await self._send_reply(ReplyKind.ESCALATION, ESCALATION_REPLY)
-        return await self._finish()
 
     async def _finish(self) -> TicketOutcome:
-        outcome = TicketOutcome(
-            **self._facts(),
-            finished_at=workflow.now(),
-        )
+        # Built once: a projection interrupted by a cancel request is retried with the same
+        # outcome (and so the same version in the read model).
+        if self._final is None:
+            self._final = TicketOutcome(**self._facts(), finished_at=workflow.now())
+        outcome = self._final
         # Every end is projected to the read model; the projection worker owns that store.
         await workflow.execute_activity(
             names.RECORD_OUTCOME,
