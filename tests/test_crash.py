@@ -5,6 +5,7 @@ Every ticket must reach its right end; every refund and reply must exist exactly
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from .harness import Stack, eventually, submit, wait_status
@@ -101,4 +102,60 @@ def test_refund_committed_but_worker_died_before_ack_is_not_paid_twice(stack_fac
     assert stack.sql(
         "ledger.db", "SELECT result FROM refund_attempts WHERE ticket_id=? ORDER BY id", tid
     ) == [("applied",), ("already_applied",)]
+    api.close()
+
+
+def test_projection_killed_mid_batch_records_every_outcome_once(stack_factory) -> None:
+    stack = stack_factory(TICKETFLOW_MOCK_LATENCY_MS="50", **FAST_RETRY)
+    start_stack(stack)
+    api = stack.start_api()
+    ids = [
+        submit(api, subject="Cannot login", body=f"password {i}")["ticket_id"] for i in range(20)
+    ]
+    recorded = lambda: stack.sql("readmodel.db", "SELECT count(*) FROM outcomes")[0][0]  # noqa: E731
+    eventually(lambda: recorded() >= 1, what="the first recorded outcomes")
+    stack.kill("ticketflow-projection")
+    stack.start("ticketflow-projection")
+    for tid in ids:
+        wait_status(api, tid, "RESOLVED", timeout=180)
+    rows = stack.sql("readmodel.db", "SELECT ticket_id, status FROM outcomes")
+    assert sorted(rows) == sorted((tid, "RESOLVED") for tid in ids)
+    api.close()
+
+
+def test_api_killed_mid_batch_then_clients_retry_no_ticket_lost_or_doubled(
+    stack_factory,
+) -> None:
+    stack = stack_factory()
+    start_stack(stack)
+    api = stack.start_api()
+    bodies = {
+        f"retry-{i}": {
+            "ticket_id": f"retry-{i}",
+            "customer_id": "c",
+            "subject": "Cannot login",
+            "body": f"password {i}",
+        }
+        for i in range(30)
+    }
+    answered: dict[str, int] = {}
+    for n, (tid, body) in enumerate(bodies.items()):
+        if n == 15:
+            stack.kill("ticketflow-api")  # mid-batch: some were submitted, some were not
+        try:
+            answered[tid] = api.post("/tickets", json=body).status_code
+        except httpx.TransportError:
+            pass
+    assert len(answered) == 15 and set(answered.values()) == {202}
+    api.close()
+
+    api = stack.start_api()
+    # Clients retry everything they sent (at-least-once): the same ticket, never a second one.
+    for tid, body in bodies.items():
+        r = api.post("/tickets", json=body)
+        assert r.status_code == (200 if tid in answered else 202), (tid, r.text)
+    for tid in bodies:
+        wait_status(api, tid, "RESOLVED")
+    replies = stack.sql("ledger.db", "SELECT ticket_id, count(*) FROM replies GROUP BY ticket_id")
+    assert dict(replies) == dict.fromkeys(bodies, 1)
     api.close()
