@@ -10,22 +10,30 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from ticketflow.contracts import names
-from ticketflow.contracts.models import TicketOutcome, TicketState, TicketStatus
+from ticketflow.contracts.models import (
+    Ticket,
+    TicketInput,
+    TicketOutcome,
+    TicketState,
+    TicketStatus,
+)
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.rebuild import (
     CLOSED_TICKETS_QUERY,
     HISTORY_GONE,
     NOT_IN_TEMPORAL,
+    NOT_LISTED,
     TemporalUnreachable,
     rebuild,
 )
@@ -156,6 +164,80 @@ async def test_rebuild_keeps_or_drops_rows_temporal_no_longer_has(
     assert set(helpers.table(view_a)) == set(scenario.outcomes)
 
 
+async def test_a_newer_run_not_closed_yet_is_not_rolled_back(
+    scenario: Scenario, view_a: ReadModel, helpers
+) -> None:
+    """A reset: run 2 of a ticket recorded its outcome but is not closed yet (the core-worker was
+    killed right after record_outcome, or visibility lags), so Temporal lists only the closed
+    run 1. Rebuild re-derives run 1, and must still keep run 2's newer outcome, with or without
+    --drop-unretained: the merge goes through the version rule and never goes backwards."""
+    tid = sorted(scenario.outcomes)[0]
+    run1 = scenario.outcomes[tid]
+    run2 = run1.model_copy(
+        update={
+            "status": TicketStatus.ESCALATED,
+            "finished_at": run1.finished_at + timedelta(minutes=1),
+        }
+    )
+    assert view_a.record(run2, run_id="run-2-after-a-reset")
+    expected = helpers.table(view_a)
+    for drop in (False, True):
+        report = await rebuild(scenario.client, view_a.path, drop_unretained=drop)
+        assert view_a.get(tid).outcome == run2
+        assert view_a.get(tid).run_id == "run-2-after-a-reset"
+        assert helpers.table(view_a) == expected
+        assert report.rebuilt == sorted(scenario.outcomes)  # run 1 was re-derived, and lost
+        assert report.failed == {} and report.kept == [] and report.running == []
+        assert report.newer == [tid]
+        assert any(tid in line and "newer" in line for line in report.lines())
+
+
+async def test_an_older_row_gives_way_to_the_closed_run(
+    scenario: Scenario, view_a: ReadModel, helpers
+) -> None:
+    """The other direction of the same rule: a stale row (an earlier run) is replaced by the
+    re-derived newer run."""
+    tid = sorted(scenario.outcomes)[1]
+    current = scenario.outcomes[tid]
+    stale = current.model_copy(
+        update={
+            "status": TicketStatus.REJECTED,
+            "finished_at": current.finished_at - timedelta(minutes=1),
+        }
+    )
+    delete_db(view_a.path)
+    view_a.record(stale, run_id="run-0")
+    report = await rebuild(scenario.client, view_a.path, drop_unretained=True)
+    assert view_a.get(tid).outcome == current
+    assert helpers.table(view_a) == helpers.table(scenario.view_a)
+    assert report.failed == {} and report.newer == []
+
+
+async def test_a_closed_run_missing_from_the_listing_is_kept_not_dropped(
+    scenario: Scenario, view_a: ReadModel, helpers, monkeypatch
+) -> None:
+    """Visibility lags: a completed ticket is not in the listing yet. Absence from the listing is
+    not "unretained": Temporal still has the workflow, so even --drop-unretained keeps its row."""
+    lagging = sorted(scenario.outcomes)[2]
+    real_list = Client.list_workflows
+
+    def list_workflows(self, query=None, **kwargs):
+        async def listing():
+            async for wf in real_list(self, query, **kwargs):
+                if wf.id != names.workflow_id(lagging):
+                    yield wf
+
+        return listing()
+
+    monkeypatch.setattr(Client, "list_workflows", list_workflows)
+    before = helpers.table(view_a)
+    report = await rebuild(scenario.client, view_a.path, drop_unretained=True)
+    assert helpers.table(view_a) == before
+    assert report.rebuilt == sorted(set(scenario.outcomes) - {lagging})
+    assert report.failed == {lagging: NOT_LISTED.format(status="COMPLETED")}
+    assert report.kept == [lagging]
+
+
 async def test_outcomes_recorded_during_the_rebuild_are_not_lost(
     scenario: Scenario, view_a: ReadModel, helpers, monkeypatch
 ) -> None:
@@ -240,6 +322,23 @@ async def test_temporal_going_away_aborts_and_changes_nothing(
     assert not any(".rebuild-" in p.name for p in view_a.path.parent.iterdir())
 
 
+async def test_temporal_going_away_while_asked_about_a_row_changes_nothing(
+    scenario: Scenario, view_a: ReadModel, helpers, monkeypatch
+) -> None:
+    """An outage while rebuild asks whether a ticket still exists must not read as "gone"."""
+    view_a.record(helpers.make_outcome("ghost-4"), run_id="gone")
+    before = helpers.table(view_a)
+
+    async def unavailable(*args, **kwargs):
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    monkeypatch.setattr(WorkflowHandle, "describe", unavailable)
+    with pytest.raises(TemporalUnreachable):
+        await rebuild(scenario.client, view_a.path, drop_unretained=True)
+    assert helpers.table(view_a) == before
+    assert not any(".rebuild-" in p.name for p in view_a.path.parent.iterdir())
+
+
 # ---- tests that change Temporal: their own server ------------------------------------------
 
 
@@ -285,6 +384,37 @@ async def test_deleted_and_unfinished_workflows_are_reported(tmp_path: Path, hel
             assert fleet.store.get(stuck_id) is None
             text = "\n".join(report.lines())
             assert deleted_id in text and stuck_id in text and "TERMINATED" in text
+    finally:
+        await env.shutdown()
+
+
+async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(tmp_path: Path, helpers) -> None:
+    """The core-worker was killed right after record_outcome: the ticket's outcome is recorded,
+    its workflow is still running (no worker polls its queue) and no run of it is closed. Temporal
+    still has it, so --drop-unretained keeps its row and reports it as running, not as gone. A
+    ticket that Temporal really no longer has is still dropped."""
+    env = await helpers.start_dev_server()
+    try:
+        view = ReadModel(tmp_path / "readmodel.db")
+        tid = "running-1"
+        ticket = Ticket(ticket_id=tid, customer_id="cust-1", subject="cannot login", body="help")
+        handle = await env.client.start_workflow(
+            names.TICKET_WORKFLOW,
+            TicketInput(ticket=ticket),
+            id=names.workflow_id(tid),
+            task_queue=names.CORE_QUEUE,
+        )
+        recorded = helpers.make_outcome(tid)
+        assert view.record(recorded, run_id=handle.result_run_id)
+        view.record(helpers.make_outcome("ghost-3"), run_id="gone")
+
+        report = await rebuild(env.client, view.path, drop_unretained=True)
+        assert view.get(tid).outcome == recorded
+        assert view.get("ghost-3") is None
+        assert report.rebuilt == [] and report.running == [tid]
+        assert report.failed == {"ghost-3": NOT_IN_TEMPORAL} and report.kept == []
+        assert any(tid in line and "running" in line for line in report.lines())
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     finally:
         await env.shutdown()
 

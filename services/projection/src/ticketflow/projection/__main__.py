@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument(
         "--drop-unretained",
         action="store_true",
-        help="drop the rows of tickets Temporal no longer has (default: keep them, they are the "
-        "only record left)",
+        help="drop the rows of tickets Temporal no longer has, i.e. whose workflow it describes "
+        "as NOT_FOUND (default: keep them, they are the only record left); running tickets are "
+        "always kept",
     )
     rb.add_argument(
         "--concurrency", type=int, default=16, help="results fetched at once (default 16)"

@@ -4,10 +4,15 @@
    (a ``TicketOutcome``, through the contracts' data converter), a few at a time.
 2. Write them into a fresh file next to ``readmodel.db``, under the same version rule as the
    activity, so the result equals the incrementally built view.
-3. Merge from the current file: rows that the running projection recorded during the rebuild
-   (their ``seq`` is above the one noted at the start), and, unless ``drop_unretained``, the rows of
-   tickets that Temporal can no longer give back (history deleted or past retention). Those rows
-   are then the only record of those tickets, and dropping them is not this command's decision.
+3. Merge every row of the current file into the fresh one, again under the version rule (only a
+   strictly newer version wins), so the merge can never go backwards. A row newer than what the
+   listing gave back stays: a reset's second run that recorded its outcome but is not closed yet
+   (its worker died right after ``record_outcome``, or visibility lags). The one exception:
+   with ``drop_unretained``, the rows of tickets that Temporal no longer has are left out. Only
+   Temporal itself decides that (describing the ticket's workflow answers NOT_FOUND), never the
+   absence from the listing: a ticket whose workflow is still running, or whose closed run is
+   not listed yet, is neither rebuilt nor dropped. Rows that the running projection recorded
+   during the rebuild (their ``seq`` is above the one noted at the start) are always kept.
 4. Swap the fresh file in atomically (`ReadModel.swap_in`). The last concurrent writes are merged
    under the exclusive lock, so none is lost. The gRPC API keeps answering, from the old file
    before the swap and from the new one after it.
@@ -37,6 +42,9 @@ from .store import ReadModel, StoredOutcome, rows_since
 
 __all__ = [
     "CLOSED_TICKETS_QUERY",
+    "HISTORY_GONE",
+    "NOT_IN_TEMPORAL",
+    "NOT_LISTED",
     "RebuildReport",
     "TemporalUnreachable",
     "connect_once",
@@ -46,6 +54,7 @@ __all__ = [
 CLOSED_TICKETS_QUERY = f'WorkflowType = "{names.TICKET_WORKFLOW}" AND ExecutionStatus != "Running"'
 HISTORY_GONE = "history gone (deleted or past retention)"
 NOT_IN_TEMPORAL = "not in Temporal any more (history deleted or past retention)"
+NOT_LISTED = "closed ({status}) but not listed as a completed run yet (visibility lags)"
 
 _UNREACHABLE_CODES = {
     RPCStatusCode.UNAVAILABLE,
@@ -70,6 +79,11 @@ class RebuildReport:
     failed: dict[str, str] = field(default_factory=dict)
     # tickets among `failed` whose previous row was carried over
     kept: list[str] = field(default_factory=list)
+    # tickets whose workflow is still running and that have a row: kept, neither rebuilt nor dropped
+    running: list[str] = field(default_factory=list)
+    # rebuilt tickets whose previous row is newer than every closed run Temporal gave back (a
+    # reset's next run that recorded its outcome and is not closed yet): the newer row was kept
+    newer: list[str] = field(default_factory=list)
     # rows the running projection recorded while the rebuild ran, merged into the new file
     concurrent: int = 0
 
@@ -81,6 +95,16 @@ class RebuildReport:
             for tid in sorted(self.failed):
                 note = "; kept its previous row" if tid in kept else ""
                 out.append(f"  {tid}: {self.failed[tid]}{note}")
+        if self.running:
+            out.append(
+                f"rebuild: {len(self.running)} ticket(s) still running in Temporal kept their "
+                f"recorded row: {', '.join(self.running)}"
+            )
+        if self.newer:
+            out.append(
+                f"rebuild: {len(self.newer)} ticket(s) kept a recorded row newer than their "
+                f"closed runs in Temporal (a later run not closed yet): {', '.join(self.newer)}"
+            )
         if self.concurrent:
             out.append(
                 f"rebuild: {self.concurrent} outcome(s) recorded by the running projection "
@@ -137,17 +161,36 @@ async def rebuild(
         for tid, reasons in failures.items():
             if tid not in outcomes:
                 report.failed[tid] = "; ".join(reasons)
+        rebuilt: dict[str, tuple[int, str]] = {}
+        for row in rows:
+            rebuilt[row.ticket_id] = max(rebuilt.get(row.ticket_id, row.version), row.version)
 
-        # Phase 1, without the lock: everything the current file holds.
-        previous = _safe(lambda: live.rows(since_seq=0), [])
-        seen = _merge(previous, start_seq, set(outcomes), fresh, report, drop_unretained)
+        # Phase 1, without the lock: everything the current file holds. For the tickets that were
+        # there before the rebuild started but were not rebuilt, ask Temporal whether it still has
+        # them: only a NOT_FOUND makes a row "unretained".
+        previous = await asyncio.to_thread(_safe, lambda: live.rows(since_seq=0), [])
+        unlisted = sorted(
+            {r.ticket_id for r in previous if r.seq <= start_seq and r.ticket_id not in rebuilt}
+        )
+        if unlisted:
+            progress(f"rebuild: asking Temporal about {len(unlisted)} ticket(s) not rebuilt")
+        states = await _describe_all(client, unlisted, concurrency)
+        carry = _classify(previous, start_seq, rebuilt, states, report, drop_unretained)
+        for i in range(0, len(carry), _BATCH):
+            await asyncio.to_thread(fresh.put_many, carry[i : i + _BATCH])
+        seen = max((r.seq for r in previous), default=start_seq)
+        for tickets in (report.kept, report.running, report.newer):
+            tickets.sort()
 
-        # Phase 2, under the exclusive lock: whatever was recorded since phase 1 read.
+        # Phase 2, under the exclusive lock: whatever was recorded since phase 1 read. All of it is
+        # newer than phase 1, so all of it is kept (the version rule still decides per ticket).
         def last_writes(conn: sqlite3.Connection | None) -> None:
             if conn is None:
                 return
             late = _safe(lambda: rows_since(conn, seen), [])
-            _merge(late, start_seq, set(outcomes), fresh, report, drop_unretained)
+            report.concurrent += len(late)
+            for i in range(0, len(late), _BATCH):
+                fresh.put_many(late[i : i + _BATCH])
 
         await asyncio.to_thread(live.swap_in, fresh, last_writes)
     except BaseException:
@@ -157,30 +200,76 @@ async def rebuild(
     return report
 
 
-def _merge(
+# What describing a ticket's workflow said: its latest run's status; None for NOT_FOUND (Temporal
+# no longer has it); or, as text, why Temporal's answer does not tell (another error).
+_State = WorkflowExecutionStatus | str | None
+
+
+def _classify(
     rows: list[StoredOutcome],
     start_seq: int,
-    rebuilt: set[str],
-    fresh: ReadModel,
+    rebuilt: dict[str, tuple[int, str]],
+    states: dict[str, _State],
     report: RebuildReport,
     drop_unretained: bool,
-) -> int:
-    """Carry rows of the current file over into ``fresh``; the highest seq seen."""
+) -> list[StoredOutcome]:
+    """The rows of the current file to merge into the fresh one (under the version rule), and
+    the report's account of them. Only a row whose ticket Temporal answered NOT_FOUND for is
+    ever left out, and only with ``drop_unretained``."""
     carry: list[StoredOutcome] = []
     for row in rows:
+        tid = row.ticket_id
         if row.seq > start_seq:
-            # Recorded by the live worker during the rebuild: newer than our listing, keep it
-            # (the version rule decides if it races a rebuilt row of the same ticket).
+            # Recorded by the live worker during the rebuild: newer than our listing.
             report.concurrent += 1
-            carry.append(row)
-        elif row.ticket_id not in rebuilt:
-            report.failed.setdefault(row.ticket_id, NOT_IN_TEMPORAL)
-            if not drop_unretained:
-                report.kept.append(row.ticket_id)
-                carry.append(row)
-    for i in range(0, len(carry), _BATCH):
-        fresh.put_many(carry[i : i + _BATCH])
-    return max((r.seq for r in rows), default=start_seq)
+        elif tid in rebuilt:
+            if row.version > rebuilt[tid]:
+                report.newer.append(tid)
+        elif tid not in states:
+            pass  # not asked (cannot happen for rows of phase 1): keep, say nothing
+        elif (state := states[tid]) is None:
+            report.failed.setdefault(tid, NOT_IN_TEMPORAL)
+            if drop_unretained:
+                continue
+            report.kept.append(tid)
+        elif state == WorkflowExecutionStatus.RUNNING:
+            report.running.append(tid)
+        else:
+            if isinstance(state, str):
+                reason = f"Temporal could not say whether it still has it: {state}"
+            else:
+                reason = NOT_LISTED.format(status=state.name)
+            report.failed.setdefault(tid, reason)
+            report.kept.append(tid)
+        carry.append(row)
+    return carry
+
+
+async def _describe_all(
+    client: Client, ticket_ids: list[str], concurrency: int
+) -> dict[str, _State]:
+    """Describe each ticket's workflow (its latest run), a few at a time."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def describe(tid: str) -> tuple[str, _State]:
+        async with limit:
+            try:
+                desc = await client.get_workflow_handle(names.workflow_id(tid)).describe()
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return tid, None
+                if _unreachable(err):
+                    raise TemporalUnreachable(f"Temporal stopped answering: {err}") from err
+                return tid, str(err) or err.status.name
+            return tid, desc.status or "described without a status"
+
+    tasks = [asyncio.create_task(describe(tid)) for tid in ticket_ids]
+    try:
+        return dict(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _fetch_all(
