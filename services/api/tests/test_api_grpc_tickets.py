@@ -207,3 +207,50 @@ async def test_grpc_temporal_down_is_unavailable_and_not_serving(helpers) -> Non
         assert overall.status == health_pb2.HealthCheckResponse.SERVING
         tickets = await health.Check(health_pb2.HealthCheckRequest(service=TICKET_SERVICE))
         assert tickets.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def raw_call(both: Any, method: str) -> Any:
+    """A call that sends bytes as they are (no serializer) and returns the answer's bytes."""
+    return both.channel.unary_unary(
+        f"/{TICKET_SERVICE}/{method}", request_serializer=None, response_deserializer=None
+    )
+
+
+_GOOD = submit_request(ticket_id="raw-never-created").SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("method", "raw", "complaint"),
+    [
+        pytest.param("SubmitTicket", b"\xff\xff\xff\xff", "Wire format was corrupt", id="garbage"),
+        # customer_id (field 2) of two bytes that are not UTF-8
+        pytest.param("SubmitTicket", b"\x12\x02\xff\xfe" + _GOOD, "bad UTF-8", id="bad-utf8"),
+        # cut inside the last varint
+        pytest.param("SubmitTicket", _GOOD[:-1], "Wire format was corrupt", id="truncated"),
+        pytest.param("GetTicket", b"\x0a\x03a\xffb", "bad UTF-8", id="get-bad-utf8"),
+        # a length past the end
+        pytest.param("GetTicket", b"\x0a\x10abc", "Wire format was corrupt", id="get-overrun"),
+    ],
+)
+async def test_grpc_malformed_message_is_invalid_argument(
+    both, method: str, raw: bytes, complaint: str
+) -> None:
+    err = await rpc_error(raw_call(both, method)(raw))
+    assert err.code() == Code.INVALID_ARGUMENT, err
+    assert "malformed request" in (err.details() or "")
+    assert complaint in (err.details() or "")
+    assert await error_code(err) == "bad_request"
+
+
+async def test_grpc_raw_wire_bytes_are_served_like_messages(both) -> None:
+    request = submit_request()
+    answer = ticket_pb2.SubmitTicketResponse.FromString(
+        await raw_call(both, "SubmitTicket")(request.SerializeToString())
+    )
+    assert answer.ticket_id == request.ticket_id and answer.created is True
+    err = await rpc_error(
+        raw_call(both, "GetTicket")(
+            ticket_pb2.GetTicketRequest(ticket_id="nope").SerializeToString()
+        )
+    )
+    assert err.code() == Code.NOT_FOUND

@@ -82,3 +82,19 @@ async def test_invalid_settings_exit_with_a_clear_message() -> None:
     assert proc.returncode == 2
     assert "TICKETFLOW_APPROVER_TOKENS is malformed" in err.decode()
     assert "alice-without-token" not in err.decode()
+
+
+async def test_out_of_bounds_settings_exit_naming_the_variable() -> None:
+    for var, value in (("approval_timeout_s", "1e12"), ("rpc_timeout_s", "inf")):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ticketflow.api",
+            env=env_with(**{var: value}),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(20):
+            _, err = await proc.communicate()
+        assert proc.returncode == 2, err.decode()
+        assert f"TICKETFLOW_{var.upper()}: " in err.decode()

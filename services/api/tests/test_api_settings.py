@@ -6,6 +6,7 @@ import os
 
 import pytest
 from pydantic import ValidationError
+from ticketflow.api import settings as settings_module
 from ticketflow.api.auth import TokenVerifier
 from ticketflow.api.settings import Settings, parse_approver_tokens
 from ticketflow.contracts import Policy, names
@@ -87,6 +88,56 @@ def test_bad_policy_names_the_variable() -> None:
         Settings(confidence_threshold=1.5)
     with pytest.raises(ValidationError, match="TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS"):
         Settings(auto_approve_limit_cents=-1)
+
+
+@pytest.mark.parametrize(
+    ("field", "too_big"),
+    [
+        ("approval_timeout_s", 366 * 24 * 3600.0),
+        ("approval_timeout_s", 1e12),
+        ("agent_schedule_to_start_s", 86401.0),
+        ("agent_start_to_close_s", 1e12),
+        ("agent_heartbeat_timeout_s", 1e9),
+        ("fallback_schedule_to_start_s", 86401.0),
+        ("fallback_start_to_close_s", 86401.0),
+        ("side_effect_start_to_close_s", 3601.0),
+    ],
+)
+def test_policy_durations_have_upper_bounds(
+    monkeypatch: pytest.MonkeyPatch, field: str, too_big: float
+) -> None:
+    """Past them `workflow.now() + timedelta(...)` overflows in the workflow: refuse at start."""
+    var = f"TICKETFLOW_{field.upper()}"
+    for raw in (repr(too_big), "inf", "nan"):
+        monkeypatch.setenv(var, raw)
+        with pytest.raises(ValidationError, match=f"invalid policy: {var}: must be at most"):
+            Settings()
+    limit, _ = settings_module.POLICY_MAX_S[field]
+    monkeypatch.setenv(var, repr(limit))
+    assert getattr(Settings().policy, field) == limit
+
+
+def test_every_policy_duration_is_bounded() -> None:
+    durations = {name for name in Policy.model_fields if name.endswith("_s")}
+    assert set(settings_module.POLICY_MAX_S) == durations
+    assert Settings().policy == Policy()  # the defaults are within the bounds
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "query_timeout_s",
+        "rpc_timeout_s",
+        "health_timeout_s",
+        "read_model_timeout_s",
+        "health_interval_s",
+        "shutdown_grace_s",
+    ],
+)
+def test_api_deadlines_are_bounded(field: str) -> None:
+    for value in (float("inf"), float("nan"), 1e12):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: value})
 
 
 def test_unknown_settings_are_refused() -> None:

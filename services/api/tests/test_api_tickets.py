@@ -273,3 +273,98 @@ async def test_concurrent_submits_start_exactly_one_workflow(api, helpers) -> No
             continue
         expected = 200 if body is winner else 409
         assert answer.status_code == expected, answer.text
+
+
+async def visibility_shows(
+    client: Any, helpers: Any, ticket_id: str, execution_status: str
+) -> None:
+    """Wait until Temporal visibility has caught up with the workflow's execution status."""
+
+    async def caught_up() -> None:
+        rows = [
+            wf async for wf in client.list_workflows(f'WorkflowId="{names.workflow_id(ticket_id)}"')
+        ]
+        assert [wf.status.name for wf in rows] == [execution_status], rows
+
+    await helpers.eventually(caught_up)
+
+
+async def test_list_by_a_waiting_status_leaves_out_dead_workflows(
+    api, helpers, temporal_env
+) -> None:
+    dead = await submit_waiting(api, helpers)
+    alive = await submit_waiting(api, helpers)
+    finished = await submit_waiting(api, helpers)
+    client = temporal_env.client
+    await client.get_workflow_handle(names.workflow_id(dead)).terminate("test")
+    await client.get_workflow_handle(names.workflow_id(finished)).signal(helpers.FINISH_SIGNAL)
+    await visibility_shows(client, helpers, dead, "TERMINATED")
+    await visibility_shows(client, helpers, alive, "RUNNING")
+    await visibility_shows(client, helpers, finished, "COMPLETED")
+
+    async def rows(status: str | None) -> dict[str, dict[str, Any]]:
+        params: dict[str, Any] = {"limit": 200}
+        if status is not None:
+            params["status"] = status
+        got = await api.get("/tickets", params=params)
+        assert got.status_code == 200, got.text
+        return {t["ticket_id"]: t for t in got.json()["tickets"]}
+
+    waiting = await rows("WAITING_APPROVAL")
+    assert alive in waiting
+    # Terminated while waiting: it keeps TicketStatus=WAITING_APPROVAL, but waits for nothing.
+    assert dead not in waiting
+    # Unfiltered, it is still there, saying how it ended.
+    everything = await rows(None)
+    assert everything[dead]["status"] == "WAITING_APPROVAL"
+    assert everything[dead]["workflow_status"] == "TERMINATED"
+    # A terminal status lists the tickets that reached it, closed or not.
+    escalated = await rows("ESCALATED")
+    assert escalated[finished]["workflow_status"] == "COMPLETED"
+
+
+async def test_the_same_decision_sent_twice_is_one_decision(api, helpers, temporal_env) -> None:
+    """A client retrying its decision (say after a 503) gets the first answer again."""
+    ticket_id = await submit_waiting(api, helpers)
+    url = f"/tickets/{ticket_id}/decision"
+    decision = {"approved": True, "reason": "within policy"}
+    first = await api.post(url, json=decision, headers=helpers.bearer("alice"))
+    assert first.status_code == 200, first.text
+    retried = await api.post(url, json=decision, headers=helpers.bearer("alice"))
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == first.json()  # the same decision, decided_at included
+
+    # Another decision, or the same one by another approver, meets the validator.
+    for other, who in (
+        ({"approved": False, "reason": "within policy"}, "alice"),
+        ({"approved": True}, "alice"),
+        (decision, "bob"),
+    ):
+        refused = await api.post(url, json=other, headers=helpers.bearer(who))
+        error = assert_error(refused, 409, "decision_rejected")
+        assert "already decided" in error["message"]
+    view = (await api.get(f"/tickets/{ticket_id}")).json()
+    assert view["decision"] == first.json()["decision"]
+
+    # The ticket finishes; a retry whose first attempt got through still gets its answer.
+    handle = temporal_env.client.get_workflow_handle(names.workflow_id(ticket_id))
+    await handle.signal(helpers.FINISH_SIGNAL)
+    await handle.result()
+    late_retry = await api.post(url, json=decision, headers=helpers.bearer("alice"))
+    assert late_retry.status_code == 200, late_retry.text
+    assert late_retry.json() == first.json()
+    other = await api.post(url, json={"approved": False}, headers=helpers.bearer("alice"))
+    assert "closed" in assert_error(other, 409, "decision_rejected")["message"]
+
+
+def test_decision_update_ids_tell_decisions_apart() -> None:
+    from ticketflow.api.temporal import decision_update_id
+    from ticketflow.contracts import DecideInput
+
+    def uid(**fields: Any) -> str:
+        return decision_update_id(DecideInput(**{"approved": True, "approver": "a", **fields}))
+
+    assert uid() == uid(reason=None)
+    ids = {uid(), uid(reason=""), uid(reason="None"), uid(approved=False), uid(approver="b")}
+    assert len(ids) == 5
+    assert all(i.startswith("decide-") for i in ids)

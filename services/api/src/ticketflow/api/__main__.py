@@ -14,8 +14,9 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib.metadata import version
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from .app import create_app
 from .grpc_server import GrpcBindError, GrpcServer
 from .readmodel import GrpcReadModel
-from .settings import Settings
+from .settings import Settings, env_var
 
 log = logging.getLogger("ticketflow.api")
 
@@ -148,6 +149,13 @@ async def _run(
             await grpc_server.stop(None)
 
 
+def _describe(error: Mapping[str, Any]) -> str:
+    """A settings error naming its environment variable (the model-level ones name it already)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    loc = error.get("loc") or ()
+    return f"{env_var(str(loc[0]))}: {message}" if loc else message
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ticketflow-api",
@@ -164,9 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "\n".join(
-            f"  {'.'.join(map(str, e['loc'])) or '-'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "\n".join(f"  {_describe(e)}" for e in exc.errors())
         print(f"ticketflow-api: invalid settings:\n{problems}", file=sys.stderr)
         raise SystemExit(2) from None
     try:

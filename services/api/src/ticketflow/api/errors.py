@@ -132,6 +132,13 @@ class Conflict(ApiError):
 class TicketContentConflict(Conflict):
     code = "ticket_conflict"
 
+    @classmethod
+    def other_content(cls, ticket_id: str) -> TicketContentConflict:
+        return cls(
+            f"ticket {ticket_id!r} already exists with other content; "
+            "use another ticket_id for another ticket"
+        )
+
 
 class DecisionRejected(Conflict):
     code = "decision_rejected"

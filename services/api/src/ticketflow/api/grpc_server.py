@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from ticketflow.contracts.proto_convert import enum_to_proto, from_proto, to_proto
@@ -53,6 +54,7 @@ __all__ = [
     "GrpcBindError",
     "GrpcServer",
     "TicketServicer",
+    "add_ticket_service",
     "grpc_code",
 ]
 
@@ -88,17 +90,25 @@ _STATUS = ticket_pb2.DESCRIPTOR.enum_types_by_name["TicketStatus"]
 
 
 class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
-    """`ticketflow.v1.TicketService` on the shared service layer."""
+    """`ticketflow.v1.TicketService` on the shared service layer.
+
+    Requests arrive as raw bytes (see `add_ticket_service`) and are parsed here, so a malformed
+    message (bad wire format, invalid UTF-8 in a string field) is INVALID_ARGUMENT with a message,
+    not the UNKNOWN grpc answers when its own deserializer raises.
+    """
 
     def __init__(self, tickets: TicketService) -> None:
         self._tickets = tickets
 
     async def SubmitTicket(
-        self, request: ticket_pb2.SubmitTicketRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ticket_pb2.SubmitTicketRequest | bytes,
+        context: grpc.aio.ServicerContext,
     ) -> ticket_pb2.SubmitTicketResponse:
         async def submit() -> ticket_pb2.SubmitTicketResponse:
+            message = _parse(ticket_pb2.SubmitTicketRequest, request)
             with validating():
-                submission = from_proto(request, SubmitTicketRequest)
+                submission = from_proto(message, SubmitTicketRequest)
             result = await self._tickets.submit(submission)
             return ticket_pb2.SubmitTicketResponse(
                 ticket_id=result.ticket_id,
@@ -110,13 +120,51 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
         return await _answer(context, "SubmitTicket", submit)
 
     async def GetTicket(
-        self, request: ticket_pb2.GetTicketRequest, context: grpc.aio.ServicerContext
+        self, request: ticket_pb2.GetTicketRequest | bytes, context: grpc.aio.ServicerContext
     ) -> ticket_pb2.GetTicketResponse:
         async def get() -> ticket_pb2.GetTicketResponse:
-            view = await self._tickets.get(request.ticket_id)
+            message = _parse(ticket_pb2.GetTicketRequest, request)
+            view = await self._tickets.get(message.ticket_id)
             return to_proto(view, ticket_pb2.GetTicketResponse)
 
         return await _answer(context, "GetTicket", get)
+
+
+M = TypeVar("M", bound=Message)
+
+
+def _parse(message_type: type[M], request: M | bytes) -> M:
+    """The request message from its wire bytes; `BadRequest` (INVALID_ARGUMENT) when malformed."""
+    if isinstance(request, message_type):
+        return request
+    try:
+        return message_type.FromString(request)  # type: ignore[arg-type]
+    except DecodeError as exc:
+        # e.g. "Error parsing message with type 'ticketflow.v1.GetTicketRequest': String field
+        # had bad UTF-8" (or "Wire format was corrupt").
+        raise BadRequest(f"malformed request: {exc}") from None
+
+
+def add_ticket_service(servicer: TicketServicer, server: grpc.aio.Server) -> None:
+    """Register TicketService like the generated `add_TicketServiceServicer_to_server`, but with
+    raw-bytes requests (no request deserializer), so the servicer parses and reports bad input.
+    """
+    handlers = {
+        "SubmitTicket": grpc.unary_unary_rpc_method_handler(
+            servicer.SubmitTicket,
+            request_deserializer=None,
+            response_serializer=ticket_pb2.SubmitTicketResponse.SerializeToString,
+        ),
+        "GetTicket": grpc.unary_unary_rpc_method_handler(
+            servicer.GetTicket,
+            request_deserializer=None,
+            response_serializer=ticket_pb2.GetTicketResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(TICKET_SERVICE, handlers),)
+    )
+    server.add_registered_method_handlers(TICKET_SERVICE, handlers)
 
 
 async def _answer(
@@ -153,7 +201,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        ticket_pb2_grpc.add_TicketServiceServicer_to_server(TicketServicer(tickets), self.server)
+        add_ticket_service(TicketServicer(tickets), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

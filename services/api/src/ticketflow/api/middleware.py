@@ -34,7 +34,8 @@ class BodyLimitMiddleware:
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            # ASCII digits only: '²'.isdigit() is True and int('²') raises (a 500, not a 400).
+            if not (declared.isascii() and declared.isdigit()):
                 await self._refuse(
                     scope, receive, send, 400, "bad_request", "invalid Content-Length"
                 )

@@ -51,6 +51,12 @@ _BODY_ERRORS = {
 }
 _LOCATION = {"Location": {"description": "/tickets/{ticket_id}", "schema": {"type": "string"}}}
 _UNAVAILABLE = {503: _err("Temporal is unreachable (or no worker answered in time).")}
+_SUBMIT_UNAVAILABLE = {
+    503: _err(
+        "Temporal is unreachable; or, for a client-chosen ticket_id that Temporal does not "
+        "have, the read model cannot say whether that ticket already finished (retry)."
+    )
+}
 _READ_UNAVAILABLE = {
     503: _err(
         "Neither source can answer: Temporal is unreachable or no worker answered in time, and "
@@ -118,7 +124,8 @@ router = APIRouter()
     summary="Submit a ticket",
     description=(
         "Starts the ticket's workflow. Idempotent on `ticket_id`: the same id with the same content "
-        "answers 200 with the existing ticket, with other content 409."
+        "answers 200 with the existing ticket, with other content 409, also once the ticket has "
+        "finished and Temporal no longer has it (the read model is asked first)."
     ),
     responses={
         202: {"description": "Accepted: a new ticket, its workflow started.", "headers": _LOCATION},
@@ -129,7 +136,7 @@ router = APIRouter()
         },
         409: _err("This ticket_id exists with other content."),
         **_BODY_ERRORS,
-        **_UNAVAILABLE,
+        **_SUBMIT_UNAVAILABLE,
     },
 )
 async def submit_ticket(
@@ -154,7 +161,9 @@ async def submit_ticket(
     summary="List tickets by status",
     description=(
         "From Temporal visibility (a list query on the `TicketStatus` search attribute), so it "
-        "trails the live state by a moment; in visibility order (most recent first)."
+        "trails the live state by a moment; in visibility order (most recent first). A "
+        "non-terminal status lists running workflows only; a terminal one every workflow that "
+        "reached it (`workflow_status` says whether it is still running)."
     ),
     responses={200: {"description": "The matching tickets."}, **_INVALID, **_UNAVAILABLE},
 )
@@ -194,7 +203,8 @@ async def get_ticket(ticket_id: TicketIdPath, tickets: TicketsDep) -> TicketView
     description=(
         "Sends the workflow's `decide` update as the approver the bearer token belongs to. "
         "The workflow refuses it (409) when the ticket is not waiting, already decided, "
-        "past its approval deadline, or closed."
+        "past its approval deadline, or closed. The same decision by the same approver sent "
+        "again answers the same 200 (it is applied once)."
     ),
     responses={
         200: {"description": "The decision was accepted."},

@@ -25,13 +25,14 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from pydantic import TypeAdapter, ValidationError
-from ticketflow.contracts import DecideInput, TicketOutcome, TicketStatus
+from ticketflow.contracts import DecideInput, Ticket, TicketOutcome, TicketStatus, names
 
 from .errors import (
     ApiError,
     DecisionRejected,
     InvalidRequest,
     ReadModelUnavailable,
+    TicketContentConflict,
     TicketNotFound,
     Unavailable,
 )
@@ -78,10 +79,49 @@ class TicketService:
     async def submit(self, request: SubmitTicketRequest) -> SubmitResult:
         """Start the ticket once; the same ticket_id with the same content answers the existing one.
 
-        Raises `TicketContentConflict` for the same ticket_id with other content.
+        Raises `TicketContentConflict` for the same ticket_id with other content. A ticket_id the
+        client chose is first looked up in the read model, because Temporal forgets a finished
+        workflow (retention, `temporal workflow delete`) and would then start it a second time:
+
+            read model has it ──────────▶ same content: 200 existing; other content: 409
+            read model does not ────────▶ start (REJECT_DUPLICATE: a retained workflow answers)
+            read model unreachable ─────▶ Temporal retains it: as above; else 503, never a guess
+
+        A generated ticket_id (uuid4) is new by construction: no lookup.
         """
-        ticket_id = request.ticket_id or uuid4().hex
-        return await self.gateway.submit(request.to_ticket(ticket_id, datetime.now(UTC)))
+        if request.ticket_id is None:
+            return await self.gateway.submit(request.to_ticket(uuid4().hex, datetime.now(UTC)))
+        ticket = request.to_ticket(request.ticket_id, datetime.now(UTC))
+        try:
+            outcome = await self.read_model.get_outcome(ticket.ticket_id)
+        except Unavailable as rm_error:
+            return await self._submit_without_read_model(ticket, rm_error)
+        if outcome is not None:
+            return _finished(ticket, outcome)
+        return await self.gateway.submit(ticket)
+
+    async def _submit_without_read_model(
+        self, ticket: Ticket, rm_error: Unavailable
+    ) -> SubmitResult:
+        # Temporal can still answer for a workflow it retains (running, or closed and retained).
+        # If it has none, the ticket may have finished and been forgotten: starting it would be a
+        # guess that could double it, so 503.
+        try:
+            existing = await self.gateway.find(ticket)
+        except Unavailable as live_error:
+            raise live_error.add_note(rm_error.message, rm_error.details) from rm_error
+        if existing is not None:
+            return existing
+        log.warning(
+            "ticket %s: not in Temporal and the read model is unavailable: %s",
+            ticket.ticket_id,
+            rm_error.message,
+        )
+        raise ReadModelUnavailable(
+            f"cannot check whether ticket {ticket.ticket_id!r} already finished; retry "
+            f"({rm_error.message})",
+            details=rm_error.details,
+        ) from rm_error
 
     async def get(self, ticket_id: str) -> TicketView:
         """The ticket's state, live from its workflow or from the read model (see the module doc)."""
@@ -149,3 +189,12 @@ class TicketService:
     async def check_ready(self) -> None:
         """Raises `TemporalUnavailable` unless Temporal answers a health check in time."""
         await self.gateway.check_ready()
+
+
+def _finished(ticket: Ticket, outcome: TicketOutcome) -> SubmitResult:
+    """A re-submission of a ticket the read model recorded as finished."""
+    if outcome.ticket.content_sha256() != ticket.content_sha256():
+        raise TicketContentConflict.other_content(ticket.ticket_id)
+    return SubmitResult(
+        ticket.ticket_id, names.workflow_id(ticket.ticket_id), False, outcome.status
+    )

@@ -13,13 +13,35 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from ticketflow.contracts import MAX_ID_CHARS, Policy, names
 
-__all__ = ["Approver", "Settings", "parse_approver_tokens"]
+__all__ = ["POLICY_MAX_S", "Approver", "Settings", "env_var", "parse_approver_tokens"]
 
 _APPROVER_NAME = re.compile(rf"^[A-Za-z0-9_.@-]{{1,{MAX_ID_CHARS}}}$")
 
 
 def _policy_default(field: str) -> Any:
     return Policy.model_fields[field].default
+
+
+_DAY_S = 24 * 3600.0
+# Upper bounds of the policy's durations, checked here rather than in the contracts' `Policy` (whose
+# JSON schema is a compatibility snapshot). Past them a value is a typo, and a big enough one
+# overflows `workflow.now() + timedelta(...)` inside the workflow, leaving the ticket stuck.
+POLICY_MAX_S: dict[str, tuple[float, str]] = {
+    "approval_timeout_s": (365 * _DAY_S, "365 days"),
+    "agent_schedule_to_start_s": (_DAY_S, "1 day"),
+    "agent_start_to_close_s": (_DAY_S, "1 day"),
+    "agent_heartbeat_timeout_s": (_DAY_S, "1 day"),
+    "fallback_schedule_to_start_s": (_DAY_S, "1 day"),
+    "fallback_start_to_close_s": (_DAY_S, "1 day"),
+    "side_effect_start_to_close_s": (3600.0, "1 hour"),
+}
+# Upper bound of the api's own deadlines and intervals.
+_MAX_DEADLINE_S = 3600.0
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a Settings field."""
+    return f"TICKETFLOW_{field.upper()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +115,15 @@ class Settings(BaseSettings):
     side_effect_start_to_close_s: float = _policy_default("side_effect_start_to_close_s")
 
     # Deadlines of the calls to Temporal. A read must answer fast or fall back; readiness is cheap.
-    query_timeout_s: float = Field(2.0, gt=0)
-    rpc_timeout_s: float = Field(10.0, gt=0)
-    health_timeout_s: float = Field(1.0, gt=0)
+    query_timeout_s: float = Field(2.0, gt=0, le=_MAX_DEADLINE_S)
+    rpc_timeout_s: float = Field(10.0, gt=0, le=_MAX_DEADLINE_S)
+    health_timeout_s: float = Field(1.0, gt=0, le=_MAX_DEADLINE_S)
     # Deadline of a read-model lookup (the fallback of GET /tickets/{id} and GetTicket).
-    read_model_timeout_s: float = Field(1.0, gt=0)
+    read_model_timeout_s: float = Field(1.0, gt=0, le=_MAX_DEADLINE_S)
     # How often the gRPC health status of TicketService follows Temporal's reachability.
-    health_interval_s: float = Field(5.0, gt=0)
+    health_interval_s: float = Field(5.0, gt=0, le=_MAX_DEADLINE_S)
     # In-flight requests get this long to finish after SIGTERM (HTTP and gRPC alike).
-    shutdown_grace_s: float = Field(10.0, gt=0)
+    shutdown_grace_s: float = Field(10.0, gt=0, le=_MAX_DEADLINE_S)
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 
@@ -114,6 +136,11 @@ class Settings(BaseSettings):
             self._approvers = parse_approver_tokens(self.approver_tokens.get_secret_value())
         except ValueError as exc:
             raise ValueError(f"TICKETFLOW_APPROVER_TOKENS is malformed: {exc}") from None
+        problems = {
+            field: f"must be at most {limit:.0f} seconds ({label}), got {value:g}"
+            for field, (limit, label) in POLICY_MAX_S.items()
+            if not (value := getattr(self, field)) <= limit  # `not <=` refuses nan too
+        }
         try:
             self._policy = Policy(
                 confidence_threshold=self.confidence_threshold,
@@ -127,10 +154,11 @@ class Settings(BaseSettings):
                 side_effect_start_to_close_s=self.side_effect_start_to_close_s,
             )
         except ValidationError as exc:
-            problems = "; ".join(
-                f"TICKETFLOW_{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
-            )
-            raise ValueError(f"invalid policy: {problems}") from None
+            for err in exc.errors():
+                problems.setdefault(str(err["loc"][0]), err["msg"])
+        if problems:
+            listed = "; ".join(f"{env_var(field)}: {msg}" for field, msg in problems.items())
+            raise ValueError(f"invalid policy: {listed}")
         return self
 
     @property

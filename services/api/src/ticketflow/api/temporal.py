@@ -10,17 +10,21 @@ layer and its transports (HTTP, gRPC) never see a Temporal exception.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
@@ -59,7 +63,7 @@ from .errors import (
 from .schemas import TicketSummary
 from .settings import Settings
 
-__all__ = ["SubmitResult", "TicketGateway"]
+__all__ = ["SubmitResult", "TicketGateway", "decision_update_id"]
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +192,11 @@ class TicketGateway:
 
         A second submit of the same ticket_id is refused by Temporal (REJECT_DUPLICATE covers closed
         runs, FAIL covers the running one); the content fingerprint set in the memo at start then
-        says whether it is the same ticket (answer it) or another one (conflict).
+        says whether it is the same ticket (answer it) or another one (conflict). Temporal knows
+        only retained workflows: the service layer asks the read model about forgotten ones first.
         """
         client = await self.connect()
         wf_id = names.workflow_id(ticket.ticket_id)
-        fingerprint = ticket.content_sha256()
         async with self._rpc():
             try:
                 await client.start_workflow(
@@ -202,7 +206,7 @@ class TicketGateway:
                     task_queue=self._queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    memo={names.MEMO_CONTENT_SHA256: fingerprint},
+                    memo={names.MEMO_CONTENT_SHA256: ticket.content_sha256()},
                     search_attributes=TypedSearchAttributes(
                         [SearchAttributePair(TICKET_STATUS, TicketStatus.RECEIVED.value)]
                     ),
@@ -211,22 +215,34 @@ class TicketGateway:
                 return SubmitResult(ticket.ticket_id, wf_id, True, TicketStatus.RECEIVED)
             except WorkflowAlreadyStartedError:
                 pass
-            try:
-                desc = await client.get_workflow_handle(wf_id).describe(
-                    rpc_timeout=timedelta(seconds=self._rpc_timeout)
-                )
-            except RPCError as exc:
-                if self._is_not_found(exc):
-                    # Started and then removed by retention between our two calls: vanishingly
-                    # rare; a retry of the request starts it afresh.
-                    raise Unavailable("the ticket changed while it was submitted; retry") from exc
-                raise
-            existing = await desc.memo_value(names.MEMO_CONTENT_SHA256, None, type_hint=str)
-        if existing != fingerprint:
-            raise TicketContentConflict(
-                f"ticket {ticket.ticket_id!r} already exists with other content; "
-                "use another ticket_id for another ticket"
+            existing = await self._existing(client, ticket)
+        if existing is None:
+            # Started and then removed by retention between our two calls: vanishingly rare; a
+            # retry of the request finds it in the read model.
+            raise Unavailable("the ticket changed while it was submitted; retry")
+        return existing
+
+    async def find(self, ticket: Ticket) -> SubmitResult | None:
+        """The workflow Temporal retains for this ticket_id (None when it has none), as `submit`
+        would answer a second submit: the same content answers it, other content is a conflict.
+        """
+        client = await self.connect()
+        async with self._rpc():
+            return await self._existing(client, ticket)
+
+    async def _existing(self, client: Client, ticket: Ticket) -> SubmitResult | None:
+        wf_id = names.workflow_id(ticket.ticket_id)
+        try:
+            desc = await client.get_workflow_handle(wf_id).describe(
+                rpc_timeout=timedelta(seconds=self._rpc_timeout)
             )
+        except RPCError as exc:
+            if self._is_not_found(exc):
+                return None
+            raise
+        existing = await desc.memo_value(names.MEMO_CONTENT_SHA256, None, type_hint=str)
+        if existing != ticket.content_sha256():
+            raise TicketContentConflict.other_content(ticket.ticket_id)
         return SubmitResult(
             ticket.ticket_id,
             wf_id,
@@ -275,10 +291,20 @@ class TicketGateway:
         ) from exc
 
     async def list_tickets(self, status: TicketStatus | None, limit: int) -> list[TicketSummary]:
-        """Tickets from visibility. `status` is a TicketStatus value, so safe to interpolate."""
+        """Tickets from visibility. `status` is a TicketStatus value, so safe to interpolate.
+
+        A non-terminal status lists running workflows only: a workflow terminated, cancelled,
+        failed or timed out while WAITING_APPROVAL keeps that status in visibility, but nothing
+        will ever happen to it again. A terminal status lists every workflow that reached it,
+        still running (finishing its last side effects and projection) or closed however it
+        closed; `workflow_status` says which.
+        """
         query = f'WorkflowType="{names.TICKET_WORKFLOW}"'
         if status is not None:
-            query += f' AND {names.TICKET_STATUS_SA}="{TicketStatus(status).value}"'
+            status = TicketStatus(status)
+            query += f' AND {names.TICKET_STATUS_SA}="{status.value}"'
+            if not status.terminal:
+                query += ' AND ExecutionStatus="Running"'
         client = await self.connect()
         tickets: list[TicketSummary] = []
         async with self._rpc():
@@ -304,40 +330,94 @@ class TicketGateway:
         return tickets
 
     async def decide(self, ticket_id: str, decision: DecideInput) -> DecideResult:
-        """Send the `decide` update. The workflow's validator is the judge of "too late"."""
+        """Send the `decide` update. The workflow's validator is the judge of "too late".
+
+        The update id is derived from the decision (`decision_update_id`), and Temporal
+        deduplicates updates by id within a workflow run: a client retrying the same decision
+        (after a 503, say) gets the first answer again instead of "already decided"; another
+        decision (or another approver) has another id and meets the validator. Once the ticket
+        is closed, the same decision still gets its first answer (while Temporal retains the run);
+        any other is refused as closed.
+
+        The describe and the update run under separate deadlines, so a slow describe cannot eat
+        the update's budget. A describe that misses its deadline sent nothing; an update that
+        misses its deadline may still be applied (it waits in the server for a worker).
+        """
         client = await self.connect()
         handle = client.get_workflow_handle(names.workflow_id(ticket_id))
-        async with self._rpc(self._rpc_timeout + 1.0):
-            try:
-                desc = await handle.describe(rpc_timeout=timedelta(seconds=self._rpc_timeout))
-            except RPCError as exc:
-                if self._is_not_found(exc):
-                    raise TicketNotFound(ticket_id) from exc
-                raise
-            if desc.status != WorkflowExecutionStatus.RUNNING:
-                raise _closed(ticket_id, desc.status)
-            try:
+        desc = await self._describe_for_decision(handle, ticket_id)
+        update_id = decision_update_id(decision)
+        closed = desc.status != WorkflowExecutionStatus.RUNNING
+        try:
+            async with asyncio.timeout(self._rpc_timeout + 1.0):
+                if closed:
+                    # No new decision, but the same one again gets its answer while Temporal
+                    # retains the run: a retry whose first attempt was applied just before the
+                    # ticket finished. An unknown update id is NOT_FOUND: closed.
+                    return await handle.get_update_handle(
+                        update_id, result_type=DecideResult
+                    ).result(rpc_timeout=timedelta(seconds=self._rpc_timeout))
                 return await handle.execute_update(
                     names.DECIDE_UPDATE,
                     decision,
+                    id=update_id,
                     result_type=DecideResult,
                     rpc_timeout=timedelta(seconds=self._rpc_timeout),
                 )
-            except WorkflowUpdateFailedError as exc:
-                cause = exc.cause
-                reason = getattr(cause, "message", None) or str(cause)
-                raise DecisionRejected(f"decision refused: {reason}") from exc
-            except RPCTimeoutOrCancelledError as exc:
-                # Without a worker the update waits in the server and may still be applied later.
-                raise NoLiveAnswer(
-                    f"no worker confirmed the decision within {self._rpc_timeout:g}s; it may "
-                    "still be applied: check GET /tickets/{ticket_id} before retrying"
-                ) from exc
-            except RPCError as exc:
-                if self._is_not_found(exc):
-                    # It closed between describe and update.
-                    raise _closed(ticket_id, None) from exc
-                raise
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            reason = getattr(cause, "message", None) or str(cause)
+            raise DecisionRejected(f"decision refused: {reason}") from exc
+        except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
+            # Without a worker the update waits in the server and may still be applied later.
+            raise NoLiveAnswer(
+                f"no worker confirmed the decision within {self._rpc_timeout:g}s; it may still "
+                f"be applied: check GET /tickets/{ticket_id}, or send the same decision again "
+                "(it is applied once)"
+            ) from exc
+        except RPCError as exc:
+            if self._is_not_found(exc):
+                # Closed and no such decision was made, or it closed between describe and update.
+                raise _closed(ticket_id, desc.status if closed else None) from exc
+            raise self._translate(exc) from exc
+        except RuntimeError as exc:
+            if _is_connect_failure(exc):
+                raise TemporalUnavailable(self.address, "connection failed") from exc
+            raise
+
+    async def _describe_for_decision(
+        self, handle: WorkflowHandle[Any, Any], ticket_id: str
+    ) -> WorkflowExecutionDescription:
+        """Describe under its own deadline. Missing it is told apart from Temporal being down."""
+        try:
+            async with asyncio.timeout(self._rpc_timeout + 1.0):
+                return await handle.describe(rpc_timeout=timedelta(seconds=self._rpc_timeout))
+        except RPCError as exc:
+            if self._is_not_found(exc):
+                raise TicketNotFound(ticket_id) from exc
+            if exc.status != RPCStatusCode.DEADLINE_EXCEEDED:
+                raise self._translate(exc) from exc
+            timed_out: Exception = exc
+        except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
+            timed_out = exc
+        except RuntimeError as exc:
+            if _is_connect_failure(exc):
+                raise TemporalUnavailable(self.address, "connection failed") from exc
+            raise
+        # Slow is not down: one cheap health RPC says which (it raises when Temporal is down).
+        await self.check_ready()
+        raise Unavailable(
+            f"Temporal at {self.address} did not describe ticket {ticket_id!r} within "
+            f"{self._rpc_timeout:g}s; the decision was not sent; retry"
+        ) from timed_out
+
+
+def decision_update_id(decision: DecideInput) -> str:
+    """The `decide` update's id: the same decision by the same approver has the same id."""
+    canon = json.dumps(
+        [decision.approver, decision.approved, decision.reason], separators=(",", ":")
+    )
+    return f"decide-{hashlib.sha256(canon.encode()).hexdigest()}"
 
 
 def _closed(ticket_id: str, status: WorkflowExecutionStatus | None) -> DecisionRejected:
