@@ -3,8 +3,10 @@
 Order: dev server (persistent, ``<data dir>/temporal.db``) -> its search attributes checked ->
 core-worker, agent-worker (both queues), projection, api -> each waited for (workers: polling
 their task queues; projection: its gRPC port; api: /readyz and its gRPC port) -> a summary.
-Ctrl-C or SIGTERM stops the services first, then the dev server; if any process dies, the rest
-are stopped and the exit code is 1.
+Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops the services first, then the dev server;
+if any process dies, the rest are stopped and the exit code is 1. If the launcher itself is killed,
+its children get SIGTERM (their parent-death signal, Linux), and the next `ticketflow up` on the
+same data dir stops any that still run (listed in ``<data dir>/ticketflow-up.state.json``).
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ from .supervisor import ChildSpec, Stage, Supervisor, SupervisorError
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TOKEN_FILE = "approver-token"
 LOCK_FILE = "ticketflow-up.lock"
+STATE_FILE = "ticketflow-up.state.json"  # the running children; see statefile.py
 SERVICES = ("core-worker", "agent-worker", "projection", "api")
 
 UP_DESCRIPTION = """\
 Start the Temporal dev server (persistent: <data dir>/temporal.db) and every ticketflow service
 (core-worker, agent-worker on both queues, projection, api) on 127.0.0.1, wait until each is
-ready, print where everything listens, and run until Ctrl-C or SIGTERM, which stops them all.
-If one process dies, the others are stopped and the exit code is 1.
+ready, print where everything listens, and run until Ctrl-C, SIGTERM or SIGHUP, which stops them
+all. If one process dies, the others are stopped and the exit code is 1. Processes that a killed
+earlier `ticketflow up` left running on the same data dir are stopped first.
 """
 
 ENV_HELP = """\
@@ -243,6 +247,16 @@ def up(args: argparse.Namespace) -> int:
     try:
         s = settings_from(args, env)
         lock = lock_data_dir(s.data_dir)
+        sup = Supervisor(
+            grace_period=args.grace_period,
+            name_width=12,
+            poll_interval=0.25,
+            state_file=s.data_dir / STATE_FILE,
+            state_owner="`ticketflow up`",
+        )
+        # With the lock held, no launcher runs on this data dir: whatever its state file lists
+        # and still runs was left by one that was killed (and holds the ports checked next).
+        sup.stop_stale_children()
         check_ports(s)
         bin_dir = Path(args.bin_dir).absolute() if args.bin_dir else Path(sys.executable).parent
         commands = service_commands(bin_dir)
@@ -267,7 +281,6 @@ def up(args: argparse.Namespace) -> int:
         "TICKETFLOW_GRPC_PORT": str(s.grpc_port),
         "TICKETFLOW_PROJECTION_ADDRESS": s.projection_address,
     }
-    sup = Supervisor(grace_period=args.grace_period, name_width=12, poll_interval=0.25)
     pollers = TemporalPollers(s.temporal_address, s.namespace)
     started_at, started_wall = time.monotonic(), time.time()
     wf, act = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY

@@ -246,7 +246,9 @@ def wait_for_frontend(
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"the Temporal dev server exited with code {process.returncode}")
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"Temporal at {host}:{port} is not serving yet (deadline passed)")
+                raise TimeoutError(
+                    f"Temporal at {host}:{port} is not serving yet (deadline passed)"
+                )
             time.sleep(0.05)
 
 

@@ -3,12 +3,17 @@
 - Each child runs in its own process group (its own session), so a terminal's Ctrl-C reaches only
   the supervisor, which then stops the children in order, and a child's own subprocesses are
   stopped with it. Children are signalled by their process-group id (= their pid), never by name.
+- SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT all stop every child in order.
+- If the supervisor dies without stopping them (SIGKILL, a crash): on Linux each child has a
+  parent-death signal (SIGTERM, set by ``_pdeathsig.py`` before it execs), and with a
+  ``state_file`` the supervisor lists its children there (pid + start time) so that the next start
+  stops those still running (``stop_stale_children()``; see ``statefile.py``).
 - Output: every line of a child's stdout and stderr is printed prefixed with its name.
 - Readiness: a child may have a probe (a callable polled until it returns True, e.g. a port that
   opens or an HTTP 200 on /readyz); waits poll with a deadline and print progress.
 - Stop: SIGTERM to every child of a stop wave (lower waves first: services before the Temporal
   server they need for a clean shutdown), SIGKILL to whatever is left after the grace period, then
-  SIGKILL to the process group to leave nothing behind. Another SIGINT/SIGTERM a second or more
+  SIGKILL to the process group to leave nothing behind. Another stop signal a second or more
   after the first skips the grace period.
 - A child that exits while it should run is named, the rest are stopped, and the exit is non-zero.
 
@@ -16,7 +21,7 @@ Exceptions:
     SupervisorError
     ├── ChildExitedError    a child exited while it was expected to run
     ├── NotReadyError       a child did not become ready before its deadline
-    └── StopRequestedError  SIGINT/SIGTERM arrived while waiting
+    └── StopRequestedError  a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) arrived while waiting
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
+
+from . import statefile
 
 __all__ = [
     "Child",
@@ -52,6 +60,13 @@ Stage = Sequence["ChildSpec"] | Callable[[], None]
 # group when it is not on a TTY: the same Ctrl-C arrives twice within milliseconds. Only a signal
 # later than this counts as "asked again".
 DUPLICATE_SIGNAL_WINDOW_S = 1.0
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+# Linux: children are started through this wrapper, which sets their parent-death signal and execs.
+PDEATHSIG_WRAPPER: Path | None = (
+    Path(__file__).with_name("_pdeathsig.py") if sys.platform.startswith("linux") else None
+)
 
 _COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
 
@@ -128,7 +143,12 @@ class Child:
 
 
 class Supervisor:
-    """Starts and stops a set of children. Use from the main thread (signal handlers live there)."""
+    """Starts and stops a set of children. Use from the main thread: signal handlers live there,
+    and a child's parent-death signal fires when the thread that started it ends.
+
+    ``state_file``: where to list the running children (see ``statefile.py``), under the name
+    ``state_owner``; removed once every child is stopped.
+    """
 
     def __init__(
         self,
@@ -139,8 +159,12 @@ class Supervisor:
         color: bool | None = None,
         progress_every: float = 5.0,
         poll_interval: float = 0.1,
+        state_file: Path | None = None,
+        state_owner: str = "supervisor",
     ) -> None:
         self.grace_period = grace_period
+        self.state_file = state_file
+        self.state_owner = state_owner
         self.out = out if out is not None else sys.stdout
         self.name_width = name_width
         if color is None:
@@ -159,6 +183,9 @@ class Supervisor:
         self._first_signal_at = 0.0
         self._stopping = False
         self._previous_handlers: dict[int, object] = {}
+        self._records: list[statefile.ProcessRecord] = []
+        self._owner_record = statefile.process_record(state_owner, os.getpid())
+        self._boot_id = statefile.boot_id()
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -195,7 +222,7 @@ class Supervisor:
     # -- signals --------------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
 
     def restore_signal_handlers(self) -> None:
@@ -222,13 +249,33 @@ class Supervisor:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def stop_stale_children(self) -> None:
+        """Stop the children a dead earlier run left in ``state_file`` (see ``statefile.py``)."""
+        if self.state_file is None:
+            return
+        try:
+            statefile.stop_stale_children(
+                self.state_file, grace_period=self.grace_period, log=self.log
+            )
+        except OSError as err:  # e.g. an unwritable data dir: the port check still follows
+            self.log(f"could not handle {self.state_file}: {err}")
+
     def start(self, spec: ChildSpec) -> Child:
         if self._stop_signal is not None:
             raise StopRequestedError(self._stop_signal)
         env = dict(os.environ if spec.env is None else spec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # stream Python children's logs as they happen
+        argv = list(spec.argv)
+        if PDEATHSIG_WRAPPER is not None:
+            # PR_SET_PDEATHSIG fires when the parent *thread* ends: start children from the thread
+            # that lives as long as the process.
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError("Supervisor.start() must be called from the main thread")
+            lc_ctype = f"={env['LC_CTYPE']}" if "LC_CTYPE" in env else "-"
+            wrapper = [sys.executable, "-I", "-S", str(PDEATHSIG_WRAPPER), str(os.getpid())]
+            argv = [*wrapper, lc_ctype, *argv]
         process = subprocess.Popen(
-            list(spec.argv),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -239,6 +286,14 @@ class Supervisor:
         child = Child(spec=spec, process=process, started_at=time.monotonic())
         index = len(self.children)
         self.children.append(child)
+        if self.state_file is not None:
+            self._records.append(statefile.process_record(spec.name, process.pid))
+            try:
+                statefile.write_state(
+                    self.state_file, self._records, owner=self._owner_record, boot=self._boot_id
+                )
+            except OSError as err:
+                self.log(f"could not write {self.state_file}: {err}")
         child.pump = threading.Thread(
             target=self._pump, args=(child, index), name=f"pump-{spec.name}", daemon=True
         )
@@ -327,6 +382,9 @@ class Supervisor:
                 if child.pump is not None:
                     child.pump.join(timeout=2.0)
         self.exit_codes = {c.name: c.process.returncode for c in self.children}
+        if self.state_file is not None:
+            with contextlib.suppress(OSError):  # every child is reaped: nothing left to stop
+                statefile.remove_state(self.state_file)
 
     def run(self, stages: Sequence[Stage], *, ready_timeout: float = 60.0) -> int:
         """Run the stages in order, then supervise until a signal arrives or a child dies.
