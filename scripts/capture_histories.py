@@ -89,6 +89,7 @@ class Case:
     policy: dict[str, float] = field(default_factory=dict)
     primary: bool = True
     fallback: bool = True
+    cancel: bool = False  # an operator cancels it once WAITING_APPROVAL
 
 
 CASES = [
@@ -108,6 +109,9 @@ CASES = [
         "escalation-no-agent", "cannot login", TicketStatus.ESCALATED, primary=False, fallback=False
     ),
     Case("retry-after-failure", "flaky cannot login", TicketStatus.RESOLVED),
+    Case(
+        "cancel-waiting", "refund please", TicketStatus.ESCALATED, refund_cents=25_000, cancel=True
+    ),
 ]
 
 
@@ -158,6 +162,9 @@ async def run_case(client: Client, case: Case, version: str) -> tuple[str, str]:
             names.DECIDE_UPDATE,
             DecideInput(approved=case.decide, approver="alice", reason="checked the order"),
         )
+    if case.cancel:
+        await wait_for_status(handle, TicketStatus.WAITING_APPROVAL)
+        await handle.cancel()
     outcome = await asyncio.wait_for(handle.result(), timeout=30)
     if outcome.status != case.expect:
         raise RuntimeError(f"{case.name}: ended {outcome.status}, expected {case.expect}")
