@@ -59,8 +59,10 @@ DEFAULT_OUT = ROOT / "tests" / "replay" / "histories"
 VERSIONS = {
     "v1": "first release",
     "v2": "patch classification-memo: the classification is upserted into the memo after classify",
+    "v3": "patch v3-robust-ends: cancel escalates or completes the ticket; refused input skips the "
+    "fallback; a non-retryable reply failure no longer fails the ticket",
 }
-CURRENT_VERSION = "v2"
+CURRENT_VERSION = "v3"
 
 # Short, so the whole run takes seconds; the workflow reads policy from its input only.
 FAST = {"agent_schedule_to_start_s": 1.0, "fallback_schedule_to_start_s": 1.0}
@@ -90,6 +92,9 @@ class Case:
     primary: bool = True
     fallback: bool = True
     cancel: bool = False  # an operator cancels it once WAITING_APPROVAL
+    # The ledger already holds a refund of another amount for this ticket id (an id run again
+    # after its history was deleted): the refund is refused and the ticket escalates.
+    conflicting_refund_cents: int | None = None
 
 
 CASES = [
@@ -112,6 +117,14 @@ CASES = [
     Case(
         "cancel-waiting", "refund please", TicketStatus.ESCALATED, refund_cents=25_000, cancel=True
     ),
+    Case(
+        "refund-conflict",
+        "refund please",
+        TicketStatus.ESCALATED,
+        refund_cents=1_999,
+        conflicting_refund_cents=500,
+    ),
+    Case("agent-refused", "refused cannot login", TicketStatus.ESCALATED),
 ]
 
 
@@ -146,8 +159,15 @@ async def wait_for_status(
         await asyncio.sleep(0.05)
 
 
-async def run_case(client: Client, case: Case, version: str) -> tuple[str, str]:
+async def run_case(client: Client, ledger: Ledger, case: Case, version: str) -> tuple[str, str]:
     inp, sha = ticket_input(case, version)
+    if case.conflicting_refund_cents is not None:
+        ledger.apply_refund(
+            ticket_id=inp.ticket.ticket_id,
+            customer_id=inp.ticket.customer_id,
+            order_id=inp.ticket.order_id,
+            amount_cents=case.conflicting_refund_cents,
+        )
     handle = await client.start_workflow(
         names.TICKET_WORKFLOW,
         inp,
@@ -178,6 +198,7 @@ class Workers:
     def __init__(self, client: Client, ledger: Ledger, pool: ThreadPoolExecutor) -> None:
         acts = LedgerActivities(ledger)
         self.client = client
+        self.ledger = ledger
         self.always = [
             self._worker(
                 names.CORE_QUEUE,
@@ -232,7 +253,7 @@ async def capture(cases: list[Case], version: str) -> dict[str, str]:
                         started.add(name)
                 batch = [c for c in cases if (c.primary, c.fallback) == (primary, fallback)]
                 for name, text in await asyncio.gather(
-                    *(run_case(env.client, c, version) for c in batch)
+                    *(run_case(env.client, workers.ledger, c, version) for c in batch)
                 ):
                     histories[name] = text
                     print(f"captured {version}-{name}")

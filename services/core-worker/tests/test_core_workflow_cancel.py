@@ -196,3 +196,18 @@ async def test_input_the_primary_refuses_is_not_retried_on_the_fallback(
     assert out.status == TicketStatus.ESCALATED
     assert [(c.tier, c.ok) for c in out.agent_calls] == [(ModelTier.PRIMARY, False)]
     assert "InvalidAgentInput" in (out.agent_calls[0].error or "")
+
+
+async def test_a_refused_refund_escalates_with_the_holding_reply(
+    dev_env: WorkflowEnvironment, ledger: Ledger
+) -> None:
+    inp = make_input(refund_cents=1_500)  # small: auto-approved
+    tid = inp.ticket.ticket_id
+    ledger.apply_refund(ticket_id=tid, customer_id="cust-1", order_id=None, amount_cents=700)
+    async with Fleet(dev_env, ledger):
+        out = await (await start_ticket(dev_env.client, inp)).result()
+    assert out.status == TicketStatus.ESCALATED
+    assert (out.escalation_reason or "").startswith("refund failed: error:LedgerConflict")
+    assert out.refund is None
+    assert out.reply and out.reply.kind == ReplyKind.ESCALATION and not out.reply.already_sent
+    assert count(ledger, "SELECT amount_cents FROM refunds WHERE ticket_id=?", tid) == 700

@@ -30,13 +30,20 @@ def fake_agent(tier: ModelTier) -> list[Callable[..., Awaitable[object]]]:
     Primary: 0.95 confidence, a refund when one is requested, else an account question;
     "unclear" in the subject: category other at 0.4 (a human decides); "flaky" in the subject:
     the first attempt of classify fails with a retryable error (Temporal retries it, the workflow
-    never sees it). Fallback: always 0.45, so its answers need a human.
+    never sees it); "refused" in the subject: classify fails with a non-retryable
+    InvalidAgentInput. Fallback: always 0.45, so its answers need a human.
     """
     model = f"fake-{tier.value}"
 
     @activity.defn(name=names.CLASSIFY)
     async def classify(inp: ClassifyInput) -> Classification:
         t = inp.ticket
+        if "refused" in t.subject:
+            raise ApplicationError(
+                "the model refuses this input (injected)",
+                type="InvalidAgentInput",
+                non_retryable=True,
+            )
         if "flaky" in t.subject and activity.info().attempt == 1:
             raise ApplicationError("model endpoint hiccup (injected)", type="AgentUnavailable")
         refund = (t.requested_refund_cents or 0) > 0

@@ -58,6 +58,10 @@ T = TypeVar("T")
 # Patch ids are written into histories: never rename or reuse one (docs/compatibility.md).
 # v2: after classify, the classification is upserted into the memo.
 PATCH_CLASSIFICATION_MEMO = "classification-memo"
+# v3: a cancel request escalates (before a decision) or completes (after one) the ticket instead of
+# ending the workflow; input the primary refuses as non-retryable escalates without the fallback;
+# a non-retryable reply failure no longer fails the ticket. v1/v2 histories keep their behaviour.
+PATCH_ROBUST_ENDS = "v3-robust-ends"
 
 AUTO_APPROVER = "auto"
 REJECTION_REPLY = (
@@ -141,7 +145,7 @@ class TicketWorkflow:
         try:
             await self._triage()
         except (asyncio.CancelledError, ActivityError) as err:
-            if not _is_cancel(err):
+            if not _is_cancel(err) or not workflow.patched(PATCH_ROBUST_ENDS):
                 raise
             self._on_cancel()
         # From here on the ticket's end is decided; its side effects run to completion. A cancel
@@ -151,7 +155,7 @@ class TicketWorkflow:
             try:
                 return await self._conclude()
             except (asyncio.CancelledError, ActivityError) as err:
-                if not _is_cancel(err):
+                if not _is_cancel(err) or not workflow.patched(PATCH_ROBUST_ENDS):
                     raise
                 workflow.logger.warning(
                     "cancel requested while ticket %s concludes (%s): finishing its side effects",
@@ -225,33 +229,37 @@ class TicketWorkflow:
     async def _conclude(self) -> TicketOutcome:
         """Carry out the decided end. Safe to run again after an interruption: every step is
         skipped once its receipt is in the state, and the ledger is idempotent by ticket_id."""
+        if (
+            self._status == TicketStatus.EXECUTING
+            and needs_refund(self._classification)
+            and self._refund is None
+        ):
+            assert self._classification is not None
+            try:
+                self._refund = await self._side_effect(
+                    names.ISSUE_REFUND,
+                    IssueRefundInput(
+                        ticket_id=self._ticket.ticket_id,
+                        customer_id=self._ticket.customer_id,
+                        order_id=self._ticket.order_id,
+                        amount_cents=self._classification.refund_cents or 0,
+                    ),
+                    RefundReceipt,
+                )
+            except ActivityError as err:
+                if _is_cancel(err) and workflow.patched(PATCH_ROBUST_ENDS):
+                    raise
+                # A non-retryable ledger error (side effects retry forever otherwise).
+                self._mark_escalated(f"refund failed: {_describe_failure(err)}")
         if self._status == TicketStatus.EXECUTING:
-            if needs_refund(self._classification) and self._refund is None:
-                assert self._classification is not None
-                try:
-                    self._refund = await self._side_effect(
-                        names.ISSUE_REFUND,
-                        IssueRefundInput(
-                            ticket_id=self._ticket.ticket_id,
-                            customer_id=self._ticket.customer_id,
-                            order_id=self._ticket.order_id,
-                            amount_cents=self._classification.refund_cents or 0,
-                        ),
-                        RefundReceipt,
-                    )
-                except ActivityError as err:
-                    if _is_cancel(err):
-                        raise
-                    # Only a non-retryable ledger error gets here (side effects retry forever).
-                    self._mark_escalated(f"refund failed: {_describe_failure(err)}")
-            if self._status == TicketStatus.EXECUTING:
-                if self._reply is None:
-                    assert self._draft is not None
-                    self._reply = await self._send_reply(ReplyKind.RESOLUTION, self._draft.text)
-                self._set_status(TicketStatus.RESOLVED)
-        elif self._reply is None and self._status == TicketStatus.REJECTED:
+            if self._reply is None:
+                assert self._draft is not None
+                self._reply = await self._send_reply(ReplyKind.RESOLUTION, self._draft.text)
+            self._set_status(TicketStatus.RESOLVED)
+        # Steps, not branches: a refund that failed above escalates, and gets its holding reply.
+        if self._reply is None and self._status == TicketStatus.REJECTED:
             self._reply = await self._send_reply(ReplyKind.REJECTION, REJECTION_REPLY)
-        elif self._reply is None and self._status == TicketStatus.ESCALATED:
+        if self._reply is None and self._status == TicketStatus.ESCALATED:
             self._reply = await self._send_reply(ReplyKind.ESCALATION, ESCALATION_REPLY)
         return await self._finish()
 
@@ -392,7 +400,7 @@ class TicketWorkflow:
                     and err.cause.type == TimeoutType.SCHEDULE_TO_START
                 ):
                     workflow.logger.info("routing %s to the fallback model", activity)
-                if _non_retryable(err):
+                if _non_retryable(err) and workflow.patched(PATCH_ROBUST_ENDS):
                     # The input itself is refused: another model would refuse it too.
                     return None
                 continue
@@ -429,7 +437,7 @@ class TicketWorkflow:
                 ReplyReceipt,
             )
         except ActivityError as err:
-            if _is_cancel(err):
+            if _is_cancel(err) or not workflow.patched(PATCH_ROBUST_ENDS):
                 raise
             # Only a non-retryable outbox error gets here. A missing reply must not fail the
             # ticket: the outcome (reply None) is still recorded, for a human to follow up.
