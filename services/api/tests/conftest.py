@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,6 +51,7 @@ from ticketflow.contracts import (
 )
 from ticketflow.contracts.proto_convert import to_proto
 from ticketflow.contracts.search_attributes import TICKET_STATUS
+from ticketflow.launcher.devserver import free_port as launcher_free_port
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2, ticket_pb2_grpc
 
 T = TypeVar("T")
@@ -175,16 +175,14 @@ def temporal_cli() -> str:
 
 
 def free_port() -> int:
-    """A port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nobody listens on, below the kernel's ephemeral range (see the launcher's)."""
+    return launcher_free_port()
 
 
 async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
-        port=port,
+        port=port or free_port(),
         data_converter=DATA_CONVERTER,
         search_attributes=[TICKET_STATUS],
         dev_server_log_level="error",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ticketflow.api import Settings
+from ticketflow.launcher.devserver import free_port as unused_port
 
 
 def down_settings(helpers, port: int) -> Settings:
@@ -72,6 +73,7 @@ async def test_a_server_without_the_search_attribute_is_a_clear_503(helpers) -> 
     from ticketflow.contracts import DATA_CONVERTER
 
     env = await WorkflowEnvironment.start_local(
+        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         dev_server_existing_path=helpers.temporal_cli(),
         data_converter=DATA_CONVERTER,
         dev_server_log_level="error",

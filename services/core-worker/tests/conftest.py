@@ -30,6 +30,7 @@ from ticketflow.core_worker.activities import LedgerActivities
 from ticketflow.core_worker.ledger import Ledger
 from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
+from ticketflow.launcher.devserver import free_port as unused_port
 
 
 def binary(name: str) -> str:
@@ -88,6 +89,7 @@ async def register_search_attributes(client: Client, namespace: str = "default")
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
+        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         data_converter=DATA_CONVERTER,
         dev_server_existing_path=binary("temporal"),
         search_attributes=[TICKET_STATUS],

@@ -47,6 +47,7 @@ from ticketflow.core_worker.activities import LedgerActivities
 from ticketflow.core_worker.ledger import Ledger
 from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
+from ticketflow.launcher.devserver import free_port as unused_port
 from ticketflow.projection.activities import ProjectionActivities
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.store import ReadModel
@@ -153,6 +154,7 @@ async def start_dev_server(*, fast_delete: bool = False) -> WorkflowEnvironment:
         else []
     )
     return await WorkflowEnvironment.start_local(
+        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         data_converter=DATA_CONVERTER,
         dev_server_existing_path=binary("temporal"),
         search_attributes=[TICKET_STATUS],

@@ -184,8 +184,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     server's bind. Below it, only a process binding that very number could take it.
     """
     low, _ = _ephemeral_range()
-    lo = 10_000 if low > 12_000 else 1_024
-    hi = low - 1 if low > lo + 1_000 else 9_999
+    lo = 10_000 if low > 12_000 + UI_PORT_OFFSET else 1_024
+    # Room for the web UI, which the dev server puts at the frontend port + UI_PORT_OFFSET.
+    hi = low - 1 - UI_PORT_OFFSET if low - 1 - UI_PORT_OFFSET > lo + 1_000 else 9_999
     for _ in range(1_000):
         port = _port_rng.randint(lo, hi)
         if port not in _handed_out and port_is_free(host, port):
