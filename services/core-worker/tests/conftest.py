@@ -31,9 +31,11 @@ from ticketflow.core_worker.ledger import Ledger
 from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.launcher.devserver import free_port as unused_port
+from ticketflow.launcher.devserver import temporal_binary
 
 
 def binary(name: str) -> str:
+    """A binary from the venv (temporal-test-server; the dev server is temporal_binary())."""
     here = Path(sys.executable).parent / name
     found = str(here) if here.exists() else shutil.which(name)
     if not found:
@@ -91,7 +93,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         data_converter=DATA_CONVERTER,
-        dev_server_existing_path=binary("temporal"),
+        dev_server_existing_path=temporal_binary(),
         search_attributes=[TICKET_STATUS],
         dev_server_extra_args=[
             "--dynamic-config-value",

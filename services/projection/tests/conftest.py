@@ -10,8 +10,6 @@ the contract names (the approach of services/core-worker/tests/conftest.py, copi
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +46,7 @@ from ticketflow.core_worker.ledger import Ledger
 from ticketflow.core_worker.testing import fake_agent
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.launcher.devserver import free_port as unused_port
+from ticketflow.launcher.devserver import temporal_binary
 from ticketflow.projection.activities import ProjectionActivities
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.store import ReadModel
@@ -101,14 +100,6 @@ def make_outcome(
     )
 
 
-def binary(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    found = str(here) if here.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} binary not found: run `uv sync --all-packages`")
-    return found
-
-
 async def eventually(
     check: Callable[[], Awaitable[T]], *, within: float = 30.0, interval: float = 0.05
 ) -> T:
@@ -156,7 +147,7 @@ async def start_dev_server(*, fast_delete: bool = False) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
         data_converter=DATA_CONVERTER,
-        dev_server_existing_path=binary("temporal"),
+        dev_server_existing_path=temporal_binary(),
         search_attributes=[TICKET_STATUS],
         ip="127.0.0.1",
         dev_server_extra_args=extra,
@@ -266,7 +257,6 @@ class Fleet:
 class Helpers:
     BASE = BASE
     make_outcome = staticmethod(make_outcome)
-    binary = staticmethod(binary)
     eventually = staticmethod(eventually)
     table = staticmethod(table)
     start_dev_server = staticmethod(start_dev_server)

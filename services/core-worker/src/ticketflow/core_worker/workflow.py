@@ -135,7 +135,6 @@ class TicketWorkflow:
         self._accepting_decisions = False
         self._side_effects_done = False
         self._approval_deadline = None
-        self._outcome: TicketOutcome | None = None
         self._final: TicketOutcome | None = None
 
     # ---- run -------------------------------------------------------------------------------
@@ -273,7 +272,8 @@ class TicketWorkflow:
             side_effects_done=self._side_effects_done,
             approval_deadline=self._approval_deadline,
             history=list(self._history),
-            outcome=self._outcome,
+            # The outcome is the state's only once every final side effect is done.
+            outcome=self._final if self._side_effects_done else None,
         )
 
     @workflow.update(name=names.DECIDE_UPDATE)
@@ -471,6 +471,5 @@ class TicketWorkflow:
                 maximum_attempts=0,
             ),
         )
-        self._outcome = outcome
         self._side_effects_done = True
         return outcome
