@@ -1,0 +1,87 @@
+"""Run a service until SIGTERM/SIGINT, then let it stop gracefully; one set of exit codes.
+
+``run_service(prog, body)`` runs ``body(stop)`` on a fresh event loop. The first SIGTERM or SIGINT
+sets ``stop`` (the body drains in-flight work and returns); a second one cancels the body, for an
+operator who will not wait. Exit codes: 0 after a clean stop, ``EXIT_FAILED`` when the body raised
+(``ServiceError`` prints its message alone, anything else its traceback), 130 when cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "ServiceError",
+    "install_stop_handlers",
+    "run_service",
+]
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("ticketflow.runtime")
+
+
+class ServiceError(RuntimeError):
+    """A fatal condition the operator can fix; the message says what to do next."""
+
+
+def install_stop_handlers(
+    stop: asyncio.Event, prog: str, *, on_second: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """SIGTERM/SIGINT set ``stop``; a second signal calls ``on_second``. Returns the uninstaller."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            print(f"{prog}: {sig.name} again, not waiting any longer", file=sys.stderr, flush=True)
+            if on_second is not None:
+                on_second()
+            return
+        print(f"{prog}: {sig.name}, shutting down gracefully", file=sys.stderr, flush=True)
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    def uninstall() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return uninstall
+
+
+def run_service(prog: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``body(stop)`` until it returns; exit the process with the code described above."""
+
+    async def guarded() -> None:
+        stop = asyncio.Event()
+        task = asyncio.current_task()
+
+        def cancel() -> None:
+            if task is not None:
+                task.cancel()
+
+        uninstall = install_stop_handlers(stop, prog, on_second=cancel)
+        try:
+            await body(stop)
+        finally:
+            uninstall()
+
+    try:
+        asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except ServiceError as err:
+        print(f"{prog}: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_FAILED) from None
+    except Exception:
+        log.exception("%s: fatal error", prog)
+        raise SystemExit(EXIT_FAILED) from None

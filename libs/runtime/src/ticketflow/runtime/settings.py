@@ -1,0 +1,87 @@
+"""Settings that every long-running service shares, and one way to load them.
+
+Each service subclasses ``ServiceSettings`` in its own ``settings.py`` and builds it once in
+``main()`` through ``load_settings``: a bad value stops the process with ``EXIT_BAD_SETTINGS`` and a
+message that names each offending environment variable (never its value: some are secrets).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .net import parse_address
+
+__all__ = [
+    "ENV_PREFIX",
+    "EXIT_BAD_SETTINGS",
+    "LogLevel",
+    "ServiceSettings",
+    "env_var",
+    "load_settings",
+    "settings_problems",
+]
+
+ENV_PREFIX = "TICKETFLOW_"
+# One exit code for "the environment is wrong" across every service: a supervisor (systemd, a
+# container runtime, the launcher) can tell it from a crash and stop restarting.
+EXIT_BAD_SETTINGS = 2
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads: where Temporal is, and how much to log."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    temporal_address: str = "127.0.0.1:7233"
+    namespace: str = Field("default", min_length=1)
+    log_level: LogLevel = "INFO"
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_address(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+def settings_problems(err: ValidationError) -> list[str]:
+    """One line per problem, each naming its variable; values are left out (tokens, passwords)."""
+    lines = []
+    for problem in err.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        loc: Sequence[Any] = problem.get("loc") or ()
+        lines.append(f"{env_var(str(loc[0]))}: {message}" if loc else message)
+    return lines
+
+
+def load_settings(cls: type[S], prog: str, *, overrides: Mapping[str, Any] | None = None) -> S:
+    """Build ``cls`` from the environment, or exit with ``EXIT_BAD_SETTINGS`` and say what to fix."""
+    try:
+        return cls(**dict(overrides or {}))
+    except ValidationError as err:
+        problems = "\n".join(f"  {line}" for line in settings_problems(err))
+        print(
+            f"{prog}: invalid settings:\n{problems}\n"
+            f"{prog}: fix the variables above (`{prog} --help` lists them) and start again",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(EXIT_BAD_SETTINGS) from None

@@ -1,0 +1,42 @@
+"""Test support for ticketflow's packages: a dev-only workspace member, never a runtime dependency.
+
+Every package's tests take shared helpers from here, never from another service or the launcher:
+``free_port``; ``eventually`` / ``eventually_async`` (poll with a deadline); real Temporal servers
+(``DevServer``, ``start_dev_env``, ``start_time_skipping_env``); ``WorkerFleet`` (in-process
+workers, ready once Temporal sees them poll); ticket factories; the fake agent. The pytest plugin
+(``ticketflow.testkit.plugin``) adds the ``dev_env``, ``time_env`` and ``worker_fleet`` fixtures.
+"""
+
+from .agents import FALLBACK_CONFIDENCE, RecordedOutcomes, fake_agent
+from .fleet import WorkerFleet, wait_polling
+from .polling import eventually, eventually_async
+from .ports import free_port
+from .servers import (
+    DevServer,
+    start_dev_env,
+    start_time_skipping_env,
+    stop_env,
+    test_server_binary,
+)
+from .tickets import BASE_TIME, fresh_id, new_ticket, outcome, ticket_input
+
+__all__ = [
+    "BASE_TIME",
+    "FALLBACK_CONFIDENCE",
+    "DevServer",
+    "RecordedOutcomes",
+    "WorkerFleet",
+    "eventually",
+    "eventually_async",
+    "fake_agent",
+    "free_port",
+    "fresh_id",
+    "new_ticket",
+    "outcome",
+    "start_dev_env",
+    "start_time_skipping_env",
+    "stop_env",
+    "test_server_binary",
+    "ticket_input",
+    "wait_polling",
+]

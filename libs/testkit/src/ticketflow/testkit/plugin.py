@@ -1,0 +1,50 @@
+"""pytest plugin (registered through the ``pytest11`` entry point): the test kit's fixtures.
+
+- ``dev_env`` (session): the dev server in memory, shared by a package's tests (each test uses its
+  own task queue or ticket ids);
+- ``time_env``: a fresh time-skipping server per test;
+- ``worker_fleet``: a ``WorkerFleet`` factory whose workers are stopped after the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from .fleet import WorkerFleet
+from .servers import start_dev_env, start_time_skipping_env, stop_env
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_env()
+    try:
+        yield env
+    finally:
+        await stop_env(env)
+
+
+@pytest.fixture
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_time_skipping_env()
+    try:
+        yield env
+    finally:
+        await stop_env(env)
+
+
+@pytest.fixture
+async def worker_fleet() -> AsyncIterator[Callable[[Client], Awaitable[WorkerFleet]]]:
+    made: list[WorkerFleet] = []
+
+    async def make(client: Client) -> WorkerFleet:
+        fleet = WorkerFleet(client)
+        made.append(fleet)
+        return fleet
+
+    yield make
+    for fleet in made:
+        await fleet.stop()

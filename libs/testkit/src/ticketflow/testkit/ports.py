@@ -1,0 +1,46 @@
+"""Free loopback ports for test servers, chosen so that nothing else grabs them first."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+from ticketflow.runtime.devserver import UI_PORT_OFFSET
+from ticketflow.runtime.net import port_is_free
+
+__all__ = ["free_port"]
+
+_handed_out: set[int] = set()
+_rng = random.Random()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now and that this process has not handed out before.
+
+    Chosen BELOW the kernel's ephemeral range: the OS gives ports from that range to every
+    outgoing connection and to every bind(0) (the dev server picks its internal ports that way),
+    so a port taken from it could be grabbed by any busy process between this call and the
+    server's bind. Below it, only a process binding that very number could take it. Room is left
+    above each port for the dev server's web UI (frontend port + UI_PORT_OFFSET).
+    """
+    low, _ = _ephemeral_range()
+    lo = 10_000 if low > 12_000 + UI_PORT_OFFSET else 1_024
+    hi = low - 1 - UI_PORT_OFFSET if low - 1 - UI_PORT_OFFSET > lo + 1_000 else 9_999
+    for _ in range(1_000):
+        port = _rng.randint(lo, hi)
+        if port not in _handed_out and port_is_free(host, port):
+            _handed_out.add(port)
+            return port
+    # Crowded machine: fall back to the OS's pick.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
