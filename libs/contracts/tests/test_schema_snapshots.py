@@ -50,7 +50,9 @@ def test_every_payload_model_crosses_a_registered_boundary() -> None:
     defined = {
         name
         for name, obj in inspect.getmembers(models, inspect.isclass)
-        if issubclass(obj, models.Payload) and obj is not models.Payload
+        if issubclass(obj, models.Payload)
+        # Bases that only declare shared fields; their subclasses are the payloads.
+        and obj not in (models.Payload, models.TicketFacts)
     }
     missing = sorted(defined - schema_types().keys())
     assert not missing, (

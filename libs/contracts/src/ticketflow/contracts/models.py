@@ -49,6 +49,7 @@ __all__ = [
     "StatusChange",
     "Ticket",
     "TicketId",
+    "TicketFacts",
     "TicketInput",
     "TicketOutcome",
     "TicketState",
@@ -255,8 +256,9 @@ class StatusChange(Payload):
     at: datetime
 
 
-class TicketOutcome(Payload):
-    """Workflow result and projection input: a ticket's final state."""
+class TicketFacts(Payload):
+    """The facts of a ticket, declared once: what the workflow's query, its result and the api's
+    answers all report. Not a payload of its own; its subclasses are."""
 
     ticket_id: str
     status: TicketStatus
@@ -268,22 +270,17 @@ class TicketOutcome(Payload):
     reply: ReplyReceipt | None = None
     escalation_reason: str | None = None
     agent_calls: list[AgentCall] = Field(default_factory=list)
+
+
+class TicketOutcome(TicketFacts):
+    """Workflow result and projection input: a ticket's final state."""
+
     finished_at: datetime
 
 
-class TicketState(Payload):
+class TicketState(TicketFacts):
     """Query `status`: the whole current state of a ticket's workflow."""
 
-    ticket_id: str
-    status: TicketStatus
-    ticket: Ticket
-    classification: Classification | None = None
-    draft: Draft | None = None
-    decision: Decision | None = None
-    refund: RefundReceipt | None = None
-    reply: ReplyReceipt | None = None
-    escalation_reason: str | None = None
-    agent_calls: list[AgentCall] = Field(default_factory=list)
     # The door to decisions closes before final side effects run; these two are distinct on purpose.
     accepting_decisions: bool = False
     side_effects_done: bool = False
