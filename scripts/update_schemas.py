@@ -1,10 +1,13 @@
-"""Refresh the JSON-schema snapshots of the boundary payload types (libs/contracts/schemas/).
+"""Refresh the compatibility snapshots: boundary payload schemas (libs/contracts/schemas/) and
+boundary names (libs/contracts/names.json).
 
     uv run python scripts/update_schemas.py           # after a compatible change: rewrite snapshots
     uv run python scripts/update_schemas.py --check   # only report (exit 1 if anything is stale)
 
 Refuses (exit 1, nothing written) when today's models break compatibility with the committed
-snapshots, and when a model's schema changed but its SCHEMA_VERSION was not bumped. So a snapshot
+snapshots, when a model's schema changed but its SCHEMA_VERSION was not bumped, and when a boundary
+name (task queue, workflow, activity, update, query, search attribute, memo key) was renamed or
+removed. So a snapshot
 only ever moves forward through a compatible change. The same comparison runs in the test suite
 (libs/contracts/tests/test_schema_snapshots.py, `uv run pytest -m compat`); rules in
 docs/compatibility.md.
@@ -17,7 +20,13 @@ import json
 import sys
 from pathlib import Path
 
-from ticketflow.contracts.schema_compat import (
+from ticketflow.testkit.compat.names import (
+    added_names,
+    compare_names,
+    current_names,
+    render_names,
+)
+from ticketflow.testkit.compat.schemas import (
     compare,
     current_schemas,
     format_problems,
@@ -27,6 +36,7 @@ from ticketflow.contracts.schema_compat import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "libs" / "contracts" / "schemas"
+NAMES = ROOT / "libs" / "contracts" / "names.json"
 
 
 def load(directory: Path = SCHEMAS) -> dict[str, dict]:
@@ -38,13 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="report only, write nothing")
     args = parser.parse_args(argv)
 
+    old_names = json.loads(NAMES.read_text()) if NAMES.exists() else {}
+    new_names = current_names()
+    name_problems = compare_names(old_names, new_names)
+    if name_problems:
+        print("\n".join(name_problems) + "\n\nnothing written", file=sys.stderr)
+        return 1
+
     old, new = load(), current_schemas()
     problems = compare(old, new)
     if problems:
         print(format_problems(problems, against=str(SCHEMAS.relative_to(ROOT))), file=sys.stderr)
         print("\nnothing written", file=sys.stderr)
         return 1
-    reasons = stale(old, new)
+    reasons = stale(old, new) + [
+        f"new {name}: not in {NAMES.relative_to(ROOT)} yet"
+        for name in added_names(old_names, new_names)
+    ]
     unbumped = [r for r in reasons if "SCHEMA_VERSION" in r]
     if unbumped:
         print("\n".join(unbumped) + "\n\nnothing written", file=sys.stderr)
@@ -60,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
+    names_text = render_names(new_names)
+    if not NAMES.exists() or NAMES.read_text() != names_text:
+        NAMES.write_text(names_text)
+        print(f"wrote {NAMES.relative_to(ROOT)}")
     if not reasons:
         print("snapshots already up to date")
     return 0

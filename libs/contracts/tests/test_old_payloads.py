@@ -26,7 +26,7 @@ from ticketflow.contracts.boundary import (
     UPDATES,
     WORKFLOWS,
 )
-from ticketflow.contracts.schema_compat import schema_types
+from ticketflow.testkit.compat.schemas import schema_types
 
 pytestmark = pytest.mark.compat
 

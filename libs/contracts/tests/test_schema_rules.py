@@ -19,7 +19,7 @@ import pytest
 from pydantic import ConfigDict, Field, StringConstraints, create_model
 from ticketflow.contracts import models
 from ticketflow.contracts.models import Payload
-from ticketflow.contracts.schema_compat import (
+from ticketflow.testkit.compat.schemas import (
     FIXES,
     Schemas,
     compare,

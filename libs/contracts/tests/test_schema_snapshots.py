@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 from ticketflow.contracts import models
 from ticketflow.contracts.boundary import BOUNDARY_MODELS, boundary_types
-from ticketflow.contracts.schema_compat import (
+from ticketflow.testkit.compat.schemas import (
     compare,
     current_schemas,
     format_problems,

@@ -63,44 +63,47 @@ def history_payloads(events: Iterable[HistoryEvent]) -> Iterator[HistoryPayload]
                         f"search attribute {key}", eid, [value], SEARCH_ATTRIBUTE_VALUES.get(key)
                     )
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-            a = event.workflow_execution_completed_event_attributes
+            done = event.workflow_execution_completed_event_attributes
             pair = WORKFLOWS.get(workflow_type)
             where = f"workflow {workflow_type} result"
-            yield _one(where, eid, list(a.result.payloads), pair and pair[1])
+            yield _one(where, eid, list(done.result.payloads), pair and pair[1])
         elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            a = event.activity_task_scheduled_event_attributes
-            name = a.activity_type.name
+            sched = event.activity_task_scheduled_event_attributes
+            name = sched.activity_type.name
             scheduled[eid] = name
             pair = ACTIVITIES.get(name)
-            yield _one(f"activity {name} input", eid, list(a.input.payloads), pair and pair[0])
+            yield _one(f"activity {name} input", eid, list(sched.input.payloads), pair and pair[0])
         elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            a = event.activity_task_completed_event_attributes
-            name = scheduled.get(a.scheduled_event_id, "?")
+            act = event.activity_task_completed_event_attributes
+            name = scheduled.get(act.scheduled_event_id, "?")
             pair = ACTIVITIES.get(name)
-            yield _one(f"activity {name} result", eid, list(a.result.payloads), pair and pair[1])
+            yield _one(f"activity {name} result", eid, list(act.result.payloads), pair and pair[1])
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            a = event.workflow_execution_update_accepted_event_attributes
-            name = a.accepted_request.input.name
+            acc = event.workflow_execution_update_accepted_event_attributes
+            name = acc.accepted_request.input.name
             updates[eid] = name
             pair = UPDATES.get(name)
-            args = list(a.accepted_request.input.args.payloads)
+            args = list(acc.accepted_request.input.args.payloads)
             yield _one(f"update {name} input", eid, args, pair and pair[0])
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            a = event.workflow_execution_update_completed_event_attributes
-            if a.outcome.HasField("success"):
-                name = updates.get(a.accepted_event_id, "?")
+            upd = event.workflow_execution_update_completed_event_attributes
+            if upd.outcome.HasField("success"):
+                name = updates.get(upd.accepted_event_id, "?")
                 pair = UPDATES.get(name)
                 yield _one(
-                    f"update {name} result", eid, list(a.outcome.success.payloads), pair and pair[1]
+                    f"update {name} result",
+                    eid,
+                    list(upd.outcome.success.payloads),
+                    pair and pair[1],
                 )
         elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-            a = event.upsert_workflow_search_attributes_event_attributes
-            for key, value in a.search_attributes.indexed_fields.items():
+            ups = event.upsert_workflow_search_attributes_event_attributes
+            for key, value in ups.search_attributes.indexed_fields.items():
                 if not key.startswith("Temporal"):
                     yield _one(
                         f"search attribute {key}", eid, [value], SEARCH_ATTRIBUTE_VALUES.get(key)
                     )
         elif et == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
-            a = event.workflow_properties_modified_event_attributes
-            for key, value in a.upserted_memo.fields.items():
+            props = event.workflow_properties_modified_event_attributes
+            for key, value in props.upserted_memo.fields.items():
                 yield _one(f"memo {key}", eid, [value], MEMOS.get(key))

@@ -1,7 +1,9 @@
 """Every name that crosses a process boundary.
 
 Workers register, and clients call, workflows, activities, updates and queries by these strings; a
-rename here is a breaking change for every workflow in flight, so names are append-only.
+rename here is a breaking change for every workflow in flight, so names are append-only: the
+committed snapshot ``libs/contracts/names.json`` pins every one of them, and ``-m compat`` fails on
+a rename or removal (docs/compatibility.md, "Names").
 """
 
 from typing import Final
@@ -11,6 +13,7 @@ CORE_QUEUE: Final = "ticketflow"
 AGENT_QUEUE: Final = "ticketflow-agent"
 AGENT_FALLBACK_QUEUE: Final = "ticketflow-agent-fallback"
 PROJECTION_QUEUE: Final = "ticketflow-projection"
+TASK_QUEUES: Final = (CORE_QUEUE, AGENT_QUEUE, AGENT_FALLBACK_QUEUE, PROJECTION_QUEUE)
 
 # Workflow, its messages.
 TICKET_WORKFLOW: Final = "TicketWorkflow"

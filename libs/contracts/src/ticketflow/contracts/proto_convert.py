@@ -23,6 +23,23 @@ P = TypeVar("P", bound=BaseModel)
 __all__ = ["enum_from_proto", "enum_to_proto", "from_proto", "to_proto"]
 
 
+# protobuf's stubs type a message's fields as a union of the upb and pure-Python descriptor classes.
+_Field = Any
+
+
+def _enum_of(field: _Field) -> EnumDescriptor:
+    desc: EnumDescriptor | None = field.enum_type
+    assert desc is not None, f"{field.full_name} is an enum field without an enum type"
+    return desc
+
+
+def _is_timestamp(field: _Field) -> bool:
+    return bool(
+        field.message_type is not None
+        and field.message_type.full_name == "google.protobuf.Timestamp"
+    )
+
+
 def _enum_prefix(desc: EnumDescriptor) -> str:
     # TicketStatus -> TICKET_STATUS_, ModelTier -> MODEL_TIER_
     return re.sub(r"(?<!^)(?=[A-Z])", "_", desc.name).upper() + "_"
@@ -56,16 +73,16 @@ def _fill(msg: Message, data: dict[str, Any]) -> None:
                 if field.type == FieldDescriptor.TYPE_MESSAGE:
                     _fill(target.add(), _as_dict(item))
                 elif field.type == FieldDescriptor.TYPE_ENUM:
-                    target.append(enum_to_proto(field.enum_type, item))
+                    target.append(enum_to_proto(_enum_of(field), item))
                 else:
                     target.append(item)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            if field.message_type.full_name == "google.protobuf.Timestamp":
+            if _is_timestamp(field):
                 getattr(msg, field.name).FromDatetime(_utc(value))
             else:
                 _fill(getattr(msg, field.name), _as_dict(value))
         elif field.type == FieldDescriptor.TYPE_ENUM:
-            setattr(msg, field.name, enum_to_proto(field.enum_type, value))
+            setattr(msg, field.name, enum_to_proto(_enum_of(field), value))
         else:
             setattr(msg, field.name, value)
 
@@ -95,7 +112,7 @@ def _read(msg: Message) -> dict[str, Any]:
             if field.type == FieldDescriptor.TYPE_MESSAGE:
                 out[field.name] = [_read(v) for v in value]
             elif field.type == FieldDescriptor.TYPE_ENUM:
-                out[field.name] = [enum_from_proto(field.enum_type, v) for v in value]
+                out[field.name] = [enum_from_proto(_enum_of(field), v) for v in value]
             else:
                 out[field.name] = list(value)
             continue
@@ -103,13 +120,13 @@ def _read(msg: Message) -> dict[str, Any]:
             out[field.name] = None
             continue
         if field.type == FieldDescriptor.TYPE_MESSAGE:
-            if field.message_type.full_name == "google.protobuf.Timestamp":
+            if _is_timestamp(field):
                 ts: Timestamp = value
                 out[field.name] = ts.ToDatetime(tzinfo=UTC)
             else:
                 out[field.name] = _read(value)
         elif field.type == FieldDescriptor.TYPE_ENUM:
-            out[field.name] = enum_from_proto(field.enum_type, value)
+            out[field.name] = enum_from_proto(_enum_of(field), value)
         else:
             out[field.name] = value
     return out

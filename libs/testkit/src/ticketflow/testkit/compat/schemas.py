@@ -23,14 +23,14 @@ from __future__ import annotations
 import enum
 import json
 import math
+import operator
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
-
-from .boundary import BOUNDARY_MODELS, SEARCH_ATTRIBUTE_VALUES
+from ticketflow.contracts.boundary import BOUNDARY_MODELS, SEARCH_ATTRIBUTE_VALUES
 
 __all__ = [
     "META",
@@ -319,17 +319,17 @@ class _Comparison:
             return None
         issues = _narrowed(o, n)
         if n_t == "array":
-            inner = self.value(o.get("items", {}), n.get("items", {}))
-            if any(kind == "changed type" for kind, _ in inner):
+            inner_issues = self.value(o.get("items", {}), n.get("items", {}))
+            if any(kind == "changed type" for kind, _ in inner_issues):
                 return None
-            issues.extend(inner)
+            issues.extend(inner_issues)
         if n_t == "object" and "additionalProperties" in n:
             o_add, n_add = o.get("additionalProperties", {}), n["additionalProperties"]
             if isinstance(o_add, dict) and isinstance(n_add, dict):
-                inner = self.value(o_add, n_add)
-                if any(kind == "changed type" for kind, _ in inner):
+                inner_issues = self.value(o_add, n_add)
+                if any(kind == "changed type" for kind, _ in inner_issues):
                     return None
-                issues.extend(inner)
+                issues.extend(inner_issues)
         return issues
 
 
@@ -388,12 +388,12 @@ def _narrowed(o: dict[str, Any], n: dict[str, Any]) -> list[tuple[str, str]]:
     if (hi_n[0], -hi_n[1]) < (hi_o[0], -hi_o[1]):
         out.append(("narrowed constraint", f"upper bound {_fmt(o, 'max')} -> {_fmt(n, 'max')}"))
     for key, missing, tighter in (
-        ("minLength", 0, lambda a, b: b > a),
-        ("maxLength", math.inf, lambda a, b: b < a),
-        ("minItems", 0, lambda a, b: b > a),
-        ("maxItems", math.inf, lambda a, b: b < a),
+        ("minLength", 0, operator.gt),
+        ("maxLength", math.inf, operator.lt),
+        ("minItems", 0, operator.gt),
+        ("maxItems", math.inf, operator.lt),
     ):
-        if tighter(o.get(key, missing), n.get(key, missing)):
+        if tighter(n.get(key, missing), o.get(key, missing)):
             out.append(("narrowed constraint", f"{key} {o.get(key, '-')} -> {n.get(key, '-')}"))
     for key in ("pattern", "multipleOf"):
         if key in n and n[key] != o.get(key):
