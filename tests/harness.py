@@ -8,45 +8,78 @@ test fails, so a failure says what each process did.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from ticketflow.launcher.devserver import (
-    dev_server_command,
-    ensure_search_attributes,
-    free_port,
-    wait_for_frontend,
-    wait_for_port,
-)
+from temporalio.client import Client
+from ticketflow.contracts import names
+from ticketflow.runtime import pollers
+from ticketflow.runtime.devserver import dev_server_command, wait_for_frontend
+from ticketflow.runtime.net import wait_for_port
+from ticketflow.runtime.search_attributes import ensure_search_attributes
+from ticketflow.testkit import eventually as _eventually
+from ticketflow.testkit import free_port
+
+__all__ = ["TERMINAL", "TOKENS", "Stack", "bearer", "eventually", "submit", "ticket", "wait_status"]
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
 TOKENS = {"alice": "tok-alice-0123456789", "bob": "tok-bob-0123456789"}
 
+_CORE = [(names.CORE_QUEUE, pollers.WORKFLOW), (names.CORE_QUEUE, pollers.ACTIVITY)]
+_AGENT = {
+    "primary": [(names.AGENT_QUEUE, pollers.ACTIVITY)],
+    "fallback": [(names.AGENT_FALLBACK_QUEUE, pollers.ACTIVITY)],
+    "both": [(names.AGENT_QUEUE, pollers.ACTIVITY), (names.AGENT_FALLBACK_QUEUE, pollers.ACTIVITY)],
+}
 
-def eventually(fn: Callable[[], T], *, timeout: float = 60.0, what: str = "condition") -> T:
-    """Call ``fn`` until it returns a truthy value (returned) or raises nothing; poll, never sleep-wait."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
+
+def _polled_queues(script: str, args: tuple[str, ...]) -> list[tuple[str, pollers.QueueKind]]:
+    """The task queues a worker process polls once it is ready."""
+    if script == "ticketflow-core-worker":
+        return _CORE
+    if script == "ticketflow-agent-worker":
+        choice = args[args.index("--queue") + 1] if "--queue" in args else "both"
+        return _AGENT[choice]
+    if script == "ticketflow-projection" and "rebuild" not in args:
+        return [(names.PROJECTION_QUEUE, pollers.ACTIVITY)]
+    return []
+
+
+# Real processes on a busy 2-core machine: a minute before a condition counts as never met.
+eventually = functools.partial(_eventually, timeout=60.0)
+
+
+class _Pollers:
+    """Asks Temporal, from a loop of its own, whether workers poll (sync, for sync tests)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._loop = asyncio.new_event_loop()
+        self._client: Client | None = None
+
+    def polling(self, queues: list[tuple[str, pollers.QueueKind]], since_epoch_s: float) -> bool:
+        return self._loop.run_until_complete(self._polling(queues, since_epoch_s))
+
+    async def _polling(self, queues: list[tuple[str, pollers.QueueKind]], since: float) -> bool:
         try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except AssertionError as err:
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(0.1)
+            if self._client is None:
+                self._client = await Client.connect(self.address)
+            return await pollers.polling(self._client, queues, since_epoch_s=since)
+        except RuntimeError:  # Temporal not answering (yet): not polling
+            self._client = None
+            return False
+
+    def close(self) -> None:
+        self._loop.close()
 
 
 class Stack:
@@ -76,6 +109,7 @@ class Stack:
             **env,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._pollers = _Pollers(f"127.0.0.1:{self.temporal_port}")
         self._log_files: dict[str, Any] = {}
         self._restarts: dict[str, int] = {}
 
@@ -117,11 +151,27 @@ class Stack:
         )
 
     def start(
-        self, name: str, *args: str, script: str | None = None, **env: str
+        self, name: str, *args: str, script: str | None = None, ready: bool = True, **env: str
     ) -> subprocess.Popen[bytes]:
-        """Start a service by console script; ``name`` labels it (e.g. two api processes)."""
-        argv = [str(BIN / (script or name)), *args]
-        return self._spawn(name, argv, {**self.env, **env})
+        """Start a service by console script; ``name`` labels it (e.g. two api processes).
+
+        A worker counts as started only once Temporal lists a poller of each of its queues seen
+        since this call (``ready=False`` skips the wait, e.g. while Temporal is down): a test that
+        relied on it earlier would race its first poll.
+        """
+        script = script or name
+        since = time.time()
+        proc = self._spawn(name, [str(BIN / script), *args], {**self.env, **env})
+        queues = _polled_queues(script, args)
+        if ready and queues:
+
+            def polling() -> bool:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+                return self._pollers.polling(queues, since)
+
+            eventually(polling, timeout=60, what=f"{name} polling {sorted({q for q, _ in queues})}")
+        return proc
 
     def start_api(self, name: str = "ticketflow-api", **env: str) -> httpx.Client:
         port = int(env.get("TICKETFLOW_HTTP_PORT", self.env["TICKETFLOW_HTTP_PORT"]))
@@ -166,6 +216,7 @@ class Stack:
                     pass
         for f in self._log_files.values():
             f.close()
+        self._pollers.close()
 
     def log(self, name: str) -> str:
         out = []

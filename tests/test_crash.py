@@ -10,7 +10,8 @@ import pytest
 
 from .harness import Stack, eventually, submit, wait_status
 
-pytestmark = [pytest.mark.integration, pytest.mark.crash]
+# Whole stacks of real processes, killed and restarted mid-batch, then every ticket waited for.
+pytestmark = [pytest.mark.integration, pytest.mark.crash, pytest.mark.timeout(300)]
 
 # Short side-effect timeouts so an attempt lost with a killed worker is retried soon.
 FAST_RETRY = {"TICKETFLOW_SIDE_EFFECT_START_TO_CLOSE_S": "3"}

@@ -10,7 +10,8 @@ import pytest
 
 from .harness import Stack, bearer, submit, wait_status
 
-pytestmark = pytest.mark.integration
+# A module's first test also starts the stack (dev server and four service processes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 VALID = {"customer_id": "c-1", "subject": "Cannot login", "body": "password"}
 

@@ -8,12 +8,13 @@ import time
 
 import grpc
 import pytest
-from ticketflow.launcher.devserver import temporal_binary
+from ticketflow.runtime.devserver import temporal_binary
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
 from .harness import BIN, Stack, eventually, submit, wait_status
 
-pytestmark = pytest.mark.integration
+# Each test starts a whole stack and stops parts of it (Temporal included) while tickets finish.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def start_all(stack: Stack):

@@ -6,7 +6,8 @@ import pytest
 
 from .harness import bearer, submit, wait_status
 
-pytestmark = pytest.mark.integration
+# A whole stack, and tickets that must first wait out their routing budgets.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def test_escalated_without_agents_then_fallback_routing_needs_a_human(stack_factory) -> None:

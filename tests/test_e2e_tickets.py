@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from ticketflow.launcher.devserver import free_port
+from ticketflow.testkit import free_port
 
 from .harness import Stack, bearer, eventually, submit, wait_status
 
-pytestmark = pytest.mark.integration
+# A module's first test also starts the stack (dev server and four service processes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")
