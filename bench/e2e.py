@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from ticketflow.launcher.devserver import free_port
+from ticketflow.testkit import free_port
 
 
 def start_stack(data_dir: Path, latency_ms: int, rate: float) -> tuple[subprocess.Popen, str]:
