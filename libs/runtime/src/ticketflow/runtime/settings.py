@@ -53,7 +53,11 @@ class ServiceSettings(BaseSettings):
     @field_validator("temporal_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        parse_address(value)
+        try:
+            parse_address(value)
+        except ValueError:
+            # parse_address quotes the text it refuses; a settings message never echoes a value.
+            raise ValueError("expected host:port with a port in 1..65535") from None
         return value
 
     @field_validator("log_level", mode="before")
