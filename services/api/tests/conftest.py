@@ -1,19 +1,21 @@
-"""Fixtures for the api tests: a real Temporal dev server, a fake ticket workflow, the app over ASGI,
-the gRPC server on a real loopback port, and a fake projection read API (a real gRPC server).
+"""Fixtures for the api tests: a fake ticket workflow, the app over ASGI, the gRPC server on a real
+loopback port, and a fake projection read API (a real gRPC server).
 
-The fake workflow is registered under the contract names (`TicketWorkflow`, query `status`, update
-`decide`), so the api is exercised exactly as against the core worker, without importing it.
+The Temporal dev server is the test kit's session-wide `dev_env`; ports, polling and workers come
+from `ticketflow.testkit` too. The fake workflow stays here, registered under the contract names
+(`TicketWorkflow`, query `status`, update `decide`): the api is exercised exactly as against the
+core worker, without importing it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import httpx
@@ -22,12 +24,11 @@ from fastapi import FastAPI
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner
 from ticketflow.api import Settings, create_app
 from ticketflow.api.grpc_server import GrpcServer
-from ticketflow.api.readmodel import NoReadModel, ReadModel
+from ticketflow.api.read_model_client import NoReadModelClient, ReadModelClient
 from ticketflow.contracts import (
-    DATA_CONVERTER,
     ActionKind,
     AgentCall,
     Category,
@@ -40,6 +41,7 @@ from ticketflow.contracts import (
     ReplyKind,
     ReplyReceipt,
     StatusChange,
+    TicketFacts,
     TicketInput,
     TicketOutcome,
     TicketState,
@@ -48,11 +50,8 @@ from ticketflow.contracts import (
 )
 from ticketflow.contracts.proto_convert import to_proto
 from ticketflow.contracts.search_attributes import TICKET_STATUS
-from ticketflow.launcher.devserver import free_port as launcher_free_port
-from ticketflow.launcher.devserver import temporal_binary as temporal_cli
+from ticketflow.testkit import WorkerFleet
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2, ticket_pb2_grpc
-
-T = TypeVar("T")
 
 APPROVERS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
 HOLD = "#hold"  # a ticket whose subject says this stays RECEIVED until signalled
@@ -112,17 +111,8 @@ class FakeTicketWorkflow:
             kind=ReplyKind.RESOLUTION,
             created_at=workflow.now(),
         )
-        outcome = TicketOutcome(
-            ticket_id=self._state.ticket_id,
-            status=self._state.status,
-            ticket=self._state.ticket,
-            classification=self._state.classification,
-            draft=self._state.draft,
-            decision=self._state.decision,
-            reply=self._state.reply,
-            agent_calls=self._state.agent_calls,
-            finished_at=workflow.now(),
-        )
+        facts = {name: getattr(self._state, name) for name in TicketFacts.model_fields}
+        outcome = TicketOutcome(**facts, finished_at=workflow.now())
         self._state.outcome = outcome
         self._state.side_effects_done = True
         return outcome
@@ -164,43 +154,24 @@ class FakeTicketWorkflow:
             )
 
 
-def free_port() -> int:
-    """A port nobody listens on, below the kernel's ephemeral range (see the launcher's)."""
-    return launcher_free_port()
+def fake_workflow_worker(fleet: WorkerFleet, task_queue: str) -> None:
+    """Add a worker of `FakeTicketWorkflow` on `task_queue` to `fleet` (start it with the fleet).
 
-
-async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        port=port or free_port(),
-        data_converter=DATA_CONVERTER,
-        search_attributes=[TICKET_STATUS],
-        dev_server_log_level="error",
+    Unsandboxed: the fake workflow is deterministic by construction, and the sandbox would
+    re-import the test's modules for every run.
+    """
+    fleet.add(
+        task_queue, workflows=[FakeTicketWorkflow], workflow_runner=UnsandboxedWorkflowRunner()
     )
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], *, within: float = 15.0, interval: float = 0.1
-) -> T:
-    """Poll `check` until it returns without AssertionError, or fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if loop.time() >= deadline:
-                raise
-        await asyncio.sleep(interval)
 
 
 @asynccontextmanager
 async def _running_app(
-    settings: Settings, read_model: ReadModel | None, real_read_model: bool
+    settings: Settings, read_model_client: ReadModelClient | None, real_read_model: bool
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    if read_model is None and not real_read_model:
-        read_model = NoReadModel()
-    app = create_app(settings, read_model=read_model)
+    if read_model_client is None and not real_read_model:
+        read_model_client = NoReadModelClient()
+    app = create_app(settings, read_model_client=read_model_client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
@@ -209,15 +180,18 @@ async def _running_app(
 
 @asynccontextmanager
 async def serve_app(
-    settings: Settings, *, read_model: ReadModel | None = None, real_read_model: bool = False
+    settings: Settings,
+    *,
+    read_model_client: ReadModelClient | None = None,
+    real_read_model: bool = False,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, behind an httpx client (no sockets).
 
-    Without `read_model` the app has none (`NoReadModel`): these tests must not depend on whatever
-    listens on the default projection address. With `real_read_model` the app makes its own, as in
-    production: the gRPC client of `settings.projection_address`.
+    Without `read_model_client` the app has a `NoReadModelClient`: these tests must not depend on
+    whatever listens on the default projection address. With `real_read_model` the app makes its
+    own, as in production: the gRPC client of `settings.projection_address`.
     """
-    async with _running_app(settings, read_model, real_read_model) as (_, http):
+    async with _running_app(settings, read_model_client, real_read_model) as (_, http):
         yield http
 
 
@@ -275,10 +249,13 @@ class Both:
 
 @asynccontextmanager
 async def serve_both(
-    settings: Settings, *, read_model: ReadModel | None = None, real_read_model: bool = False
+    settings: Settings,
+    *,
+    read_model_client: ReadModelClient | None = None,
+    real_read_model: bool = False,
 ) -> AsyncIterator[Both]:
     """`serve_app` plus the gRPC server (port 0) sharing the app's `TicketService`."""
-    async with _running_app(settings, read_model, real_read_model) as (app, http):
+    async with _running_app(settings, read_model_client, real_read_model) as (app, http):
         server = GrpcServer(settings.model_copy(update={"grpc_port": 0}), app.state.tickets)
         await server.start()
         try:
@@ -292,7 +269,9 @@ def bearer(name: str = "alice") -> dict[str, str]:
     return {"Authorization": f"Bearer {APPROVERS[name]}"}
 
 
-def new_ticket(**overrides: Any) -> dict[str, Any]:
+def submission(**overrides: Any) -> dict[str, Any]:
+    """The JSON body of `POST /tickets` (a refund request with a fresh ticket_id); an override of
+    None leaves that field out."""
     body: dict[str, Any] = {
         "ticket_id": f"t-{uuid.uuid4().hex}",
         "customer_id": "cust-1",
@@ -316,15 +295,12 @@ class Helpers:
     HOLD = HOLD
     RELEASE_SIGNAL = RELEASE_SIGNAL
     FINISH_SIGNAL = FINISH_SIGNAL
-    eventually = staticmethod(eventually)
     bearer = staticmethod(bearer)
-    new_ticket = staticmethod(new_ticket)
-    free_port = staticmethod(free_port)
+    submission = staticmethod(submission)
     serve_app = staticmethod(serve_app)
     serve_both = staticmethod(serve_both)
     fake_read_model = staticmethod(fake_read_model)
-    start_dev_server = staticmethod(start_dev_server)
-    temporal_cli = staticmethod(temporal_cli)
+    fake_workflow_worker = staticmethod(fake_workflow_worker)
 
 
 @pytest.fixture(scope="session")
@@ -333,34 +309,26 @@ def helpers() -> type[Helpers]:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture(scope="session")
 def task_queue() -> str:
     return f"api-test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="session")
-async def fake_worker(temporal_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[None]:
-    async with Worker(
-        temporal_env.client,
-        task_queue=task_queue,
-        workflows=[FakeTicketWorkflow],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+async def fake_worker(dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[None]:
+    """The fake workflow's worker on the session's queue, polling before the first test uses it.
+
+    Session-wide (the test kit's `worker_fleet` is per test), so a fleet of its own.
+    """
+    async with WorkerFleet(dev_env.client) as fleet:
+        fake_workflow_worker(fleet, task_queue)
+        await fleet.start()
         yield
 
 
 @pytest.fixture(scope="session")
-def settings(temporal_env: WorkflowEnvironment, task_queue: str) -> Settings:
+def settings(dev_env: WorkflowEnvironment, task_queue: str) -> Settings:
     return Settings(
-        temporal_address=temporal_env.client.service_client.config.target_host,
+        temporal_address=dev_env.client.service_client.config.target_host,
         core_queue=task_queue,
         approver_tokens=",".join(f"{n}:{t}" for n, t in APPROVERS.items()),
         query_timeout_s=2.0,

@@ -279,15 +279,17 @@ async def test_declared_length_over_the_limit_is_refused_unread(helpers) -> None
 async def test_a_bug_is_a_500_that_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
     from ticketflow.api import Settings, create_app
     from ticketflow.api.deps import get_tickets
-    from ticketflow.api.readmodel import NoReadModel
+    from ticketflow.api.read_model_client import NoReadModelClient
     from ticketflow.api.service import TicketService
 
     class BrokenGateway:
         async def list_tickets(self, status: Any, limit: int) -> Any:
             raise RuntimeError("secret internal detail")
 
-    app = create_app(Settings(temporal_address="127.0.0.1:1"), read_model=NoReadModel())
-    broken = TicketService(BrokenGateway(), NoReadModel())  # type: ignore[arg-type]
+    app = create_app(
+        Settings(temporal_address="127.0.0.1:1"), read_model_client=NoReadModelClient()
+    )
+    broken = TicketService(BrokenGateway(), NoReadModelClient())  # type: ignore[arg-type]
     app.dependency_overrides[get_tickets] = lambda: broken
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:

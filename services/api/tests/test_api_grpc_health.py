@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ticketflow.api import Settings
 from ticketflow.api.grpc_server import TICKET_SERVICE
+from ticketflow.testkit import start_dev_env, stop_env
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -22,7 +23,7 @@ async def status_of(channel: grpc.aio.Channel, service: str) -> int:
 
 
 async def test_grpc_health_follows_temporal(helpers) -> None:
-    env = await helpers.start_dev_server()
+    env = await start_dev_env()  # its own server: the test stops it
     settings = Settings(
         temporal_address=env.client.service_client.config.target_host, health_timeout_s=0.5
     )
@@ -36,7 +37,7 @@ async def test_grpc_health_follows_temporal(helpers) -> None:
             # The process itself still serves (liveness), like /healthz.
             assert await status_of(both.channel, "") == SERVING
     finally:
-        await env.shutdown()
+        await stop_env(env)
 
 
 async def test_grpc_health_turns_not_serving_when_shutdown_begins(settings, helpers) -> None:

@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ticketflow.api.grpc_server import TICKET_SERVICE
 from ticketflow.contracts import Ticket, TicketOutcome, TicketStatus
+from ticketflow.testkit import eventually_async, free_port
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -60,13 +61,13 @@ async def test_grpc_process_serves_both_and_drains_in_flight_calls_on_sigterm(he
     finished = TicketOutcome(
         ticket_id="slow-one",
         status=TicketStatus.RESOLVED,
-        ticket=Ticket(**helpers.new_ticket(ticket_id="slow-one")),
+        ticket=Ticket(**helpers.submission(ticket_id="slow-one")),
         finished_at=datetime.now(UTC),
     )
     async with helpers.fake_read_model({"slow-one": finished}) as (rm_address, read_model):
         read_model.hold = True  # GetOutcome waits until released: an in-flight call to drain
         async with api_process(
-            temporal_address=f"127.0.0.1:{helpers.free_port()}",
+            temporal_address=f"127.0.0.1:{free_port()}",
             projection_address=rm_address,
             read_model_timeout_s="60",
         ) as (proc, http_url, grpc_address):
@@ -91,16 +92,16 @@ async def test_grpc_process_serves_both_and_drains_in_flight_calls_on_sigterm(he
                 assert (await watch.read()).status == NOT_SERVING
                 watch.cancel()
 
-                async def refusing_new_calls() -> None:
+                async def refusing_new_calls() -> bool:
                     async with grpc.aio.insecure_channel(grpc_address) as fresh:
                         try:
                             await health_pb2_grpc.HealthStub(fresh).Check(check(), timeout=5)
                         except grpc.aio.AioRpcError as exc:
                             assert exc.code() == grpc.StatusCode.UNAVAILABLE
-                            return
+                            return True
                     raise AssertionError("still accepting new calls")
 
-                await helpers.eventually(refusing_new_calls)
+                await eventually_async(refusing_new_calls, what="new calls refused")
                 read_model.release.set()
                 # The call that was in flight when SIGTERM came is answered, not cut.
                 answer = await in_flight
@@ -121,7 +122,7 @@ async def test_grpc_or_http_port_taken_exits_1_with_a_clear_message(helpers, whi
             sys.executable,
             "-m",
             "ticketflow.api",
-            env=env_with(temporal_address=f"127.0.0.1:{helpers.free_port()}", **ports),
+            env=env_with(temporal_address=f"127.0.0.1:{free_port()}", **ports),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -12,6 +12,7 @@ import pytest
 from ticketflow.api import Settings
 from ticketflow.api.grpc_server import ERROR_CODE_KEY, TICKET_SERVICE
 from ticketflow.contracts import names
+from ticketflow.testkit import eventually_async, free_port
 from ticketflow.v1 import ticket_pb2
 
 Code = grpc.StatusCode
@@ -70,7 +71,7 @@ async def test_grpc_submit_then_get_live(both, helpers) -> None:
         assert got.status == ticket_pb2.TICKET_STATUS_WAITING_APPROVAL, got
         return got
 
-    got = await helpers.eventually(waiting)
+    got = await eventually_async(waiting)
     assert got.source == ticket_pb2.SOURCE_LIVE
     assert got.ticket_id == request.ticket_id
     assert got.ticket.subject == request.subject
@@ -185,7 +186,7 @@ async def test_grpc_get_unknown_is_not_found(both) -> None:
 
 
 async def test_grpc_temporal_down_is_unavailable_and_not_serving(helpers) -> None:
-    port = helpers.free_port()
+    port = free_port()
     down = Settings(temporal_address=f"127.0.0.1:{port}", health_timeout_s=0.5)
     async with helpers.serve_both(down) as both:
         for call in (

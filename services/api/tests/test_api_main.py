@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 
 import httpx
+from ticketflow.testkit import free_port
 
 
 def env_with(**overrides: str) -> dict[str, str]:
@@ -26,8 +27,8 @@ async def test_process_serves_and_stops_gracefully_on_sigterm(helpers) -> None:
         env=env_with(
             http_port="0",
             grpc_port="0",
-            temporal_address=f"127.0.0.1:{helpers.free_port()}",
-            projection_address=f"127.0.0.1:{helpers.free_port()}",
+            temporal_address=f"127.0.0.1:{free_port()}",
+            projection_address=f"127.0.0.1:{free_port()}",
         ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -1,7 +1,7 @@
 """The two read paths of `GET /tickets/{id}` and `GetTicket`: the live query, then the read model.
 
 The read model here is a real `ReadModelService` gRPC server on 127.0.0.1 with canned outcomes,
-reached through the api's own client (`GrpcReadModel`, made by `create_app` from
+reached through the api's own client (`GrpcReadModelClient`, made by `create_app` from
 `projection_address`, as in production).
 """
 
@@ -13,11 +13,10 @@ from typing import Any
 
 import grpc
 import pytest
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ticketflow.api import Settings
 from ticketflow.api.errors import ReadModelUnavailable
 from ticketflow.api.grpc_server import ERROR_CODE_KEY
-from ticketflow.api.readmodel import GrpcReadModel
+from ticketflow.api.read_model_client import GrpcReadModelClient
 from ticketflow.contracts import (
     Classification,
     Decision,
@@ -26,6 +25,7 @@ from ticketflow.contracts import (
     TicketStatus,
     names,
 )
+from ticketflow.testkit import eventually_async, free_port
 from ticketflow.v1 import ticket_pb2
 
 Code = grpc.StatusCode
@@ -36,18 +36,18 @@ def outcome_for(ticket_id: str, helpers: Any) -> TicketOutcome:
     return TicketOutcome(
         ticket_id=ticket_id,
         status=TicketStatus.RESOLVED,
-        ticket=Ticket(**helpers.new_ticket(ticket_id=ticket_id), submitted_at=now),
+        ticket=Ticket(**helpers.submission(ticket_id=ticket_id), submitted_at=now),
         classification=Classification(category="refund", confidence=0.95, model="mock-primary"),
         decision=Decision(approved=True, approver="policy", auto=True, decided_at=now),
         finished_at=now,
     )
 
 
-def temporal_down(settings: Settings, helpers: Any, **update: Any) -> Settings:
+def temporal_down(settings: Settings, **update: Any) -> Settings:
     """`settings` pointing at a closed Temporal port."""
     return settings.model_copy(
         update={
-            "temporal_address": f"127.0.0.1:{helpers.free_port()}",
+            "temporal_address": f"127.0.0.1:{free_port()}",
             "health_timeout_s": 0.5,
             "query_timeout_s": 1.0,
             **update,
@@ -123,7 +123,7 @@ async def test_readpath_temporal_unreachable_falls_back_to_the_read_model(
         address,
         _,
     ):
-        down = temporal_down(settings, helpers, projection_address=address)
+        down = temporal_down(settings, projection_address=address)
         async with helpers.serve_both(down, real_read_model=True) as both:
             got = await both.http.get(f"/tickets/{ticket_id}")
             assert got.status_code == 200, got.text
@@ -144,8 +144,8 @@ async def test_readpath_temporal_unreachable_falls_back_to_the_read_model(
 
 
 async def test_readpath_both_down_is_503_with_both_reasons(settings, helpers) -> None:
-    rm_address = f"127.0.0.1:{helpers.free_port()}"
-    down = temporal_down(settings, helpers, projection_address=rm_address)
+    rm_address = f"127.0.0.1:{free_port()}"
+    down = temporal_down(settings, projection_address=rm_address)
     async with helpers.serve_both(down, real_read_model=True) as both:
         got = await both.http.get("/tickets/anything")
         assert got.status_code == 503, got.text
@@ -163,7 +163,7 @@ async def test_readpath_both_down_is_503_with_both_reasons(settings, helpers) ->
 async def test_readpath_unknown_to_temporal_with_the_read_model_down_is_503(
     settings, fake_worker, helpers
 ) -> None:
-    rm_address = f"127.0.0.1:{helpers.free_port()}"
+    rm_address = f"127.0.0.1:{free_port()}"
     with_rm = settings.model_copy(update={"projection_address": rm_address})
     async with helpers.serve_both(with_rm, real_read_model=True) as both:
         ticket_id = f"maybe-archived-{uuid.uuid4().hex}"
@@ -187,7 +187,7 @@ async def test_readpath_running_ticket_without_a_worker_is_503_try_later(setting
             }
         )
         async with helpers.serve_both(lonely, real_read_model=True) as both:
-            ticket = helpers.new_ticket()
+            ticket = helpers.submission()
             assert (await both.http.post("/tickets", json=ticket)).status_code == 202
             got = await both.http.get(f"/tickets/{ticket['ticket_id']}")
             assert got.status_code == 503, got.text
@@ -205,30 +205,28 @@ async def test_readpath_running_ticket_without_a_worker_is_503_try_later(setting
 
 
 async def test_readpath_finished_ticket_is_the_same_live_and_from_the_read_model(
-    settings, temporal_env, helpers
+    settings, dev_env, worker_fleet, helpers
 ) -> None:
     queue = f"readpath-{uuid.uuid4().hex}"
     own = settings.model_copy(update={"core_queue": queue, "query_timeout_s": 1.0})
-    ticket = helpers.new_ticket()
+    ticket = helpers.submission()
     ticket_id = ticket["ticket_id"]
-    handle = temporal_env.client.get_workflow_handle(
+    handle = dev_env.client.get_workflow_handle(
         names.workflow_id(ticket_id), result_type=TicketOutcome
     )
 
     async with helpers.serve_both(own) as both:
-        async with Worker(
-            temporal_env.client,
-            task_queue=queue,
-            workflows=[helpers.FakeTicketWorkflow],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ):
+        fleet = await worker_fleet(dev_env.client)
+        helpers.fake_workflow_worker(fleet, queue)
+        async with fleet:
             assert (await both.http.post("/tickets", json=ticket)).status_code == 202
 
-            async def waiting() -> None:
+            async def waiting() -> bool:
                 got = await both.http.get(f"/tickets/{ticket_id}")
                 assert got.json()["status"] == "WAITING_APPROVAL", got.text
+                return True
 
-            await helpers.eventually(waiting)
+            await eventually_async(waiting, what="the ticket waiting for approval")
             decided = await both.http.post(
                 f"/tickets/{ticket_id}/decision",
                 json={"approved": True, "reason": "ok"},
@@ -250,7 +248,7 @@ async def test_readpath_finished_ticket_is_the_same_live_and_from_the_read_model
         # Worker down: NoLiveAnswer, then the read model.
         worker_down = own.model_copy(update={"projection_address": address})
         # Temporal unreachable: the read model directly.
-        temporal_gone = temporal_down(settings, helpers, projection_address=address)
+        temporal_gone = temporal_down(settings, projection_address=address)
         for case in (worker_down, temporal_gone):
             async with helpers.serve_both(case, real_read_model=True) as both:
                 recorded = await both.http.get(f"/tickets/{ticket_id}")
@@ -269,9 +267,9 @@ async def test_readpath_finished_ticket_is_the_same_live_and_from_the_read_model
 
 
 async def test_readpath_client_answers_none_unavailable_and_recovers(helpers) -> None:
-    port = helpers.free_port()
+    port = free_port()
     ticket_id = f"t-{uuid.uuid4().hex}"
-    client = GrpcReadModel(f"127.0.0.1:{port}", timeout_s=1.0)
+    client = GrpcReadModelClient(f"127.0.0.1:{port}", timeout_s=1.0)
     try:
         with pytest.raises(ReadModelUnavailable) as info:
             await client.get_outcome(ticket_id)
@@ -280,14 +278,15 @@ async def test_readpath_client_answers_none_unavailable_and_recovers(helpers) ->
         outcome = outcome_for(ticket_id, helpers)
         async with helpers.fake_read_model({ticket_id: outcome}, port=port):
 
-            async def answers() -> None:
+            async def answers() -> bool:
                 try:
                     assert await client.get_outcome(ticket_id) == outcome
                 except ReadModelUnavailable as exc:
                     raise AssertionError(exc.message) from exc
+                return True
 
             # The channel reconnects by itself, with a short backoff.
-            await helpers.eventually(answers)
+            await eventually_async(answers, what="the read model answering again")
             assert await client.get_outcome("not-there") is None
     finally:
         await client.aclose()
@@ -297,7 +296,7 @@ async def test_readpath_client_treats_a_refusal_as_unavailable(helpers) -> None:
     server = grpc.aio.server()  # serves nothing: every call is UNIMPLEMENTED
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    client = GrpcReadModel(f"127.0.0.1:{port}", timeout_s=1.0)
+    client = GrpcReadModelClient(f"127.0.0.1:{port}", timeout_s=1.0)
     try:
         with pytest.raises(ReadModelUnavailable) as info:
             await client.get_outcome("some-ticket")

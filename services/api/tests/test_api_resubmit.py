@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from ticketflow.api.grpc_server import ERROR_CODE_KEY
 from ticketflow.contracts import Ticket, TicketOutcome, TicketStatus, names
+from ticketflow.testkit import free_port
 from ticketflow.v1 import ticket_pb2
 
 Code = grpc.StatusCode
@@ -45,11 +46,11 @@ async def assert_not_in_temporal(client: Client, ticket_id: str) -> None:
 
 
 async def test_resubmit_of_a_ticket_only_the_read_model_knows(
-    settings, fake_worker, temporal_env, helpers
+    settings, fake_worker, dev_env, helpers
 ) -> None:
     # What a ticket looks like after `temporal workflow delete` or retention: recorded by the
     # projection, unknown to Temporal. (A real delete takes the dev server about 30 s.)
-    ticket = helpers.new_ticket()
+    ticket = helpers.submission()
     ticket_id = ticket["ticket_id"]
     recorded = TicketOutcome(
         ticket_id=ticket_id,
@@ -80,23 +81,21 @@ async def test_resubmit_of_a_ticket_only_the_read_model_knows(
             assert err.code() == Code.ALREADY_EXISTS
             assert error_code(err) == "ticket_conflict"
 
-    await assert_not_in_temporal(temporal_env.client, ticket_id)
+    await assert_not_in_temporal(dev_env.client, ticket_id)
 
 
-async def test_resubmit_with_the_read_model_down(
-    settings, fake_worker, temporal_env, helpers
-) -> None:
-    rm_address = f"127.0.0.1:{helpers.free_port()}"
+async def test_resubmit_with_the_read_model_down(settings, fake_worker, dev_env, helpers) -> None:
+    rm_address = f"127.0.0.1:{free_port()}"
     rm_down = settings.model_copy(update={"projection_address": rm_address})
 
     # A ticket Temporal retains: started while the read model was there (here: none at all).
-    retained = helpers.new_ticket()
+    retained = helpers.submission()
     async with helpers.serve_app(settings) as api:
         assert (await api.post("/tickets", json=retained)).status_code == 202
 
     async with helpers.serve_both(rm_down, real_read_model=True) as both:
         # A new client-chosen ticket_id: it might have finished and been forgotten. No guess.
-        fresh = helpers.new_ticket()
+        fresh = helpers.submission()
         refused = await both.http.post("/tickets", json=fresh)
         assert refused.status_code == 503, refused.text
         error = refused.json()["error"]
@@ -109,10 +108,10 @@ async def test_resubmit_with_the_read_model_down(
         err = await rpc_error(both.grpc.SubmitTicket(as_proto(fresh)))
         assert err.code() == Code.UNAVAILABLE
         assert error_code(err) == "read_model_unavailable"
-        await assert_not_in_temporal(temporal_env.client, fresh["ticket_id"])
+        await assert_not_in_temporal(dev_env.client, fresh["ticket_id"])
 
         # A generated ticket_id is new by construction: no lookup needed.
-        anonymous = {k: v for k, v in helpers.new_ticket().items() if k != "ticket_id"}
+        anonymous = {k: v for k, v in helpers.submission().items() if k != "ticket_id"}
         assert (await both.http.post("/tickets", json=anonymous)).status_code == 202
 
         # A ticket Temporal still retains is answered by Temporal.
@@ -125,16 +124,16 @@ async def test_resubmit_with_the_read_model_down(
 
 
 async def test_resubmit_with_read_model_and_temporal_down_names_both(settings, helpers) -> None:
-    rm_address = f"127.0.0.1:{helpers.free_port()}"
+    rm_address = f"127.0.0.1:{free_port()}"
     down = settings.model_copy(
         update={
-            "temporal_address": f"127.0.0.1:{helpers.free_port()}",
+            "temporal_address": f"127.0.0.1:{free_port()}",
             "projection_address": rm_address,
             "health_timeout_s": 0.5,
         }
     )
     async with helpers.serve_both(down, real_read_model=True) as both:
-        got = await both.http.post("/tickets", json=helpers.new_ticket())
+        got = await both.http.post("/tickets", json=helpers.submission())
         assert got.status_code == 503, got.text
         error = got.json()["error"]
         assert error["code"] == "temporal_unavailable"
@@ -147,7 +146,7 @@ async def test_a_new_ticket_id_asks_the_read_model_and_starts(
     async with helpers.fake_read_model() as (address, projection):
         with_rm = settings.model_copy(update={"projection_address": address})
         async with helpers.serve_app(with_rm, real_read_model=True) as api:
-            ticket = helpers.new_ticket(ticket_id=f"new-{uuid.uuid4().hex}")
+            ticket = helpers.submission(ticket_id=f"new-{uuid.uuid4().hex}")
             assert (await api.post("/tickets", json=ticket)).status_code == 202
             assert projection.asked.is_set()
             # Retained by Temporal (not yet in the read model): Temporal's answer.

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from ticketflow.contracts import Ticket, TicketOutcome, TicketStatus, names
+from ticketflow.testkit import eventually_async
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -23,19 +24,20 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 async def submit_waiting(api: httpx.AsyncClient, helpers: Any, **overrides: Any) -> str:
     """Submit a ticket and wait until the fake workflow waits for approval."""
-    ticket = helpers.new_ticket(**overrides)
+    ticket = helpers.submission(**overrides)
     assert (await api.post("/tickets", json=ticket)).status_code == 202
 
-    async def waiting() -> None:
+    async def waiting() -> bool:
         got = await api.get(f"/tickets/{ticket['ticket_id']}")
         assert got.json()["status"] == "WAITING_APPROVAL", got.text
+        return True
 
-    await helpers.eventually(waiting)
+    await eventually_async(waiting, what="the ticket waiting for approval")
     return ticket["ticket_id"]
 
 
 async def test_submit_is_idempotent_on_ticket_id_and_content(api, helpers) -> None:
-    ticket = helpers.new_ticket()
+    ticket = helpers.submission()
     first = await api.post("/tickets", json=ticket)
     assert first.status_code == 202, first.text
     assert first.json() == {
@@ -57,7 +59,7 @@ async def test_submit_is_idempotent_on_ticket_id_and_content(api, helpers) -> No
 
 
 async def test_same_content_without_optional_fields_is_still_the_same_ticket(api, helpers) -> None:
-    ticket = helpers.new_ticket(order_id=None, requested_refund_cents=None)
+    ticket = helpers.submission(order_id=None, requested_refund_cents=None)
     assert (await api.post("/tickets", json=ticket)).status_code == 202
     assert (await api.post("/tickets", json=ticket)).status_code == 200
     changed = await api.post("/tickets", json={**ticket, "requested_refund_cents": 1})
@@ -65,7 +67,7 @@ async def test_same_content_without_optional_fields_is_still_the_same_ticket(api
 
 
 async def test_ticket_id_is_generated_when_absent(api, helpers) -> None:
-    ticket = helpers.new_ticket()
+    ticket = helpers.submission()
     del ticket["ticket_id"]
     one = await api.post("/tickets", json=ticket)
     two = await api.post("/tickets", json=ticket)
@@ -94,7 +96,7 @@ async def test_get_unknown_ticket_is_404(api) -> None:
 
 async def test_list_by_status_from_visibility(api, helpers) -> None:
     waiting_id = await submit_waiting(api, helpers)
-    held = helpers.new_ticket(subject=f"Still thinking {helpers.HOLD}")
+    held = helpers.submission(subject=f"Still thinking {helpers.HOLD}")
     assert (await api.post("/tickets", json=held)).status_code == 202
 
     async def listed(status: str, ticket_id: str) -> dict[str, Any]:
@@ -105,11 +107,11 @@ async def test_list_by_status_from_visibility(api, helpers) -> None:
         assert all(t["status"] == status for t in rows.values())
         return rows[ticket_id]
 
-    row = await helpers.eventually(lambda: listed("WAITING_APPROVAL", waiting_id))
+    row = await eventually_async(lambda: listed("WAITING_APPROVAL", waiting_id))
     assert row["workflow_id"] == names.workflow_id(waiting_id)
     assert row["workflow_status"] == "RUNNING"
     assert row["started_at"] and row["closed_at"] is None
-    await helpers.eventually(lambda: listed("RECEIVED", held["ticket_id"]))
+    await eventually_async(lambda: listed("RECEIVED", held["ticket_id"]))
 
     limited = await api.get("/tickets", params={"limit": 1})
     assert limited.status_code == 200
@@ -169,7 +171,7 @@ async def test_rejection_is_recorded(api, helpers) -> None:
 
 
 async def test_decision_on_a_ticket_not_waiting_is_409(api, helpers) -> None:
-    held = helpers.new_ticket(subject=f"Not yet {helpers.HOLD}")
+    held = helpers.submission(subject=f"Not yet {helpers.HOLD}")
     assert (await api.post("/tickets", json=held)).status_code == 202
     got = await api.post(
         f"/tickets/{held['ticket_id']}/decision", json={"approved": True}, headers=helpers.bearer()
@@ -178,9 +180,9 @@ async def test_decision_on_a_ticket_not_waiting_is_409(api, helpers) -> None:
     assert "not waiting" in error["message"]
 
 
-async def test_decision_on_a_closed_ticket_is_409(api, helpers, temporal_env) -> None:
+async def test_decision_on_a_closed_ticket_is_409(api, helpers, dev_env) -> None:
     ticket_id = await submit_waiting(api, helpers)
-    handle = temporal_env.client.get_workflow_handle(names.workflow_id(ticket_id))
+    handle = dev_env.client.get_workflow_handle(names.workflow_id(ticket_id))
     await handle.signal(helpers.FINISH_SIGNAL)
     await handle.result()
     got = await api.post(
@@ -202,12 +204,12 @@ async def test_decision_on_an_unknown_ticket_is_404(api, helpers) -> None:
     assert_error(got, 404, "ticket_not_found")
 
 
-async def test_no_worker_answering_is_503_not_500(settings, helpers, temporal_env) -> None:
+async def test_no_worker_answering_is_503_not_500(settings, helpers, dev_env) -> None:
     lonely = settings.model_copy(
         update={"core_queue": f"nobody-{uuid.uuid4().hex}", "query_timeout_s": 0.5}
     )
     async with helpers.serve_app(lonely) as api:
-        ticket = helpers.new_ticket()
+        ticket = helpers.submission()
         assert (await api.post("/tickets", json=ticket)).status_code == 202
         error = assert_error(
             await api.get(f"/tickets/{ticket['ticket_id']}"), 503, "no_live_answer"
@@ -216,7 +218,7 @@ async def test_no_worker_answering_is_503_not_500(settings, helpers, temporal_en
         assert (await api.get("/readyz")).status_code == 200
 
 
-class FakeReadModel:
+class FakeReadModelClient:
     def __init__(self, outcomes: dict[str, TicketOutcome]) -> None:
         self.outcomes = outcomes
 
@@ -231,14 +233,16 @@ async def test_read_model_answers_what_temporal_no_longer_knows(
     settings, helpers, fake_worker
 ) -> None:
     ticket_id = f"archived-{uuid.uuid4().hex}"
-    fields = helpers.new_ticket(ticket_id=ticket_id)
+    fields = helpers.submission(ticket_id=ticket_id)
     outcome = TicketOutcome(
         ticket_id=ticket_id,
         status=TicketStatus.RESOLVED,
         ticket=Ticket(**fields),
         finished_at=datetime.now(UTC),
     )
-    async with helpers.serve_app(settings, read_model=FakeReadModel({ticket_id: outcome})) as api:
+    async with helpers.serve_app(
+        settings, read_model_client=FakeReadModelClient({ticket_id: outcome})
+    ) as api:
         view = await api.get(f"/tickets/{ticket_id}")
         assert view.status_code == 200, view.text
         assert view.json()["source"] == "read_model"
@@ -261,7 +265,7 @@ async def test_health_and_readiness(api) -> None:
 
 
 async def test_concurrent_submits_start_exactly_one_workflow(api, helpers) -> None:
-    first = helpers.new_ticket()
+    first = helpers.submission()
     second = {**first, "body": "Other content, same ticket_id."}
     bodies = [first, second] * 5
     answers = await asyncio.gather(*(api.post("/tickets", json=b) for b in bodies))
@@ -280,22 +284,21 @@ async def visibility_shows(
 ) -> None:
     """Wait until Temporal visibility has caught up with the workflow's execution status."""
 
-    async def caught_up() -> None:
+    async def caught_up() -> bool:
         rows = [
             wf async for wf in client.list_workflows(f'WorkflowId="{names.workflow_id(ticket_id)}"')
         ]
         assert [wf.status.name for wf in rows] == [execution_status], rows
+        return True
 
-    await helpers.eventually(caught_up)
+    await eventually_async(caught_up, what=f"visibility showing {execution_status}")
 
 
-async def test_list_by_a_waiting_status_leaves_out_dead_workflows(
-    api, helpers, temporal_env
-) -> None:
+async def test_list_by_a_waiting_status_leaves_out_dead_workflows(api, helpers, dev_env) -> None:
     dead = await submit_waiting(api, helpers)
     alive = await submit_waiting(api, helpers)
     finished = await submit_waiting(api, helpers)
-    client = temporal_env.client
+    client = dev_env.client
     await client.get_workflow_handle(names.workflow_id(dead)).terminate("test")
     await client.get_workflow_handle(names.workflow_id(finished)).signal(helpers.FINISH_SIGNAL)
     await visibility_shows(client, helpers, dead, "TERMINATED")
@@ -323,7 +326,7 @@ async def test_list_by_a_waiting_status_leaves_out_dead_workflows(
     assert escalated[finished]["workflow_status"] == "COMPLETED"
 
 
-async def test_the_same_decision_sent_twice_is_one_decision(api, helpers, temporal_env) -> None:
+async def test_the_same_decision_sent_twice_is_one_decision(api, helpers, dev_env) -> None:
     """A client retrying its decision (say after a 503) gets the first answer again."""
     ticket_id = await submit_waiting(api, helpers)
     url = f"/tickets/{ticket_id}/decision"
@@ -347,7 +350,7 @@ async def test_the_same_decision_sent_twice_is_one_decision(api, helpers, tempor
     assert view["decision"] == first.json()["decision"]
 
     # The ticket finishes; a retry whose first attempt got through still gets its answer.
-    handle = temporal_env.client.get_workflow_handle(names.workflow_id(ticket_id))
+    handle = dev_env.client.get_workflow_handle(names.workflow_id(ticket_id))
     await handle.signal(helpers.FINISH_SIGNAL)
     await handle.result()
     late_retry = await api.post(url, json=decision, headers=helpers.bearer("alice"))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
 from ticketflow.api import Settings
-from ticketflow.launcher.devserver import free_port as unused_port
+from ticketflow.contracts import DATA_CONVERTER
+from ticketflow.runtime.devserver import temporal_binary
+from ticketflow.testkit import DevServer, eventually_async, free_port, stop_env
 
 
 def down_settings(helpers, port: int) -> Settings:
@@ -17,7 +23,7 @@ def down_settings(helpers, port: int) -> Settings:
 
 
 async def test_every_call_is_503_while_temporal_is_unreachable(helpers) -> None:
-    port = helpers.free_port()
+    port = free_port()
     expected = f"Temporal at 127.0.0.1:{port} is unreachable; is the server running?"
     async with helpers.serve_app(down_settings(helpers, port)) as api:
         health = await api.get("/healthz")
@@ -25,7 +31,7 @@ async def test_every_call_is_503_while_temporal_is_unreachable(helpers) -> None:
 
         calls = [
             api.get("/readyz"),
-            api.post("/tickets", json=helpers.new_ticket()),
+            api.post("/tickets", json=helpers.submission()),
             api.get("/tickets/some-ticket"),
             api.get("/tickets", params={"status": "WAITING_APPROVAL"}),
             api.post(
@@ -44,37 +50,41 @@ async def test_every_call_is_503_while_temporal_is_unreachable(helpers) -> None:
         assert refused.status_code == 401
 
 
-async def test_reconnects_when_temporal_comes_up(helpers) -> None:
-    port = helpers.free_port()
+async def test_reconnects_when_temporal_comes_up(helpers, tmp_path: Path) -> None:
+    port = free_port()
     async with helpers.serve_app(down_settings(helpers, port)) as api:
         assert (await api.get("/readyz")).status_code == 503
-        env = await helpers.start_dev_server(port=port)
+        # A server of its own on the port the api already points at (the session's dev server
+        # has a port of its own); started and stopped off the event loop, which keeps serving.
+        server = DevServer(port=port, log_path=tmp_path / "temporal.log")
+        await asyncio.to_thread(server.start)
         try:
 
-            async def ready() -> None:
+            async def ready() -> bool:
                 response = await api.get("/readyz")
                 assert response.status_code == 200, response.text
+                return True
 
-            await helpers.eventually(ready)
+            await eventually_async(ready, what="/readyz answering 200")
             # A real call goes through too (no worker on this server: the ticket just waits).
-            created = await api.post("/tickets", json=helpers.new_ticket())
+            created = await api.post("/tickets", json=helpers.submission())
             assert created.status_code == 202, created.text
         finally:
-            await env.shutdown()
+            await asyncio.to_thread(server.stop)
 
-        async def down_again() -> None:
+        async def down_again() -> bool:
             assert (await api.get("/readyz")).status_code == 503
+            return True
 
-        await helpers.eventually(down_again)
+        await eventually_async(down_again, what="/readyz answering 503 again")
 
 
 async def test_a_server_without_the_search_attribute_is_a_clear_503(helpers) -> None:
-    from temporalio.testing import WorkflowEnvironment
-    from ticketflow.contracts import DATA_CONVERTER
-
+    # Not the test kit's servers: they always register ticketflow's search attributes.
     env = await WorkflowEnvironment.start_local(
-        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
-        dev_server_existing_path=helpers.temporal_cli(),
+        ip="127.0.0.1",
+        port=free_port(),
+        dev_server_existing_path=temporal_binary(),
         data_converter=DATA_CONVERTER,
         dev_server_log_level="error",
     )
@@ -82,7 +92,7 @@ async def test_a_server_without_the_search_attribute_is_a_clear_503(helpers) -> 
         settings = Settings(temporal_address=env.client.service_client.config.target_host)
         async with helpers.serve_app(settings) as api:
             for response in (
-                await api.post("/tickets", json=helpers.new_ticket()),
+                await api.post("/tickets", json=helpers.submission()),
                 await api.get("/tickets", params={"status": "RECEIVED"}),
             ):
                 assert response.status_code == 503, response.text
@@ -90,4 +100,4 @@ async def test_a_server_without_the_search_attribute_is_a_clear_503(helpers) -> 
                 assert error["code"] == "temporal_refused"
                 assert "TicketStatus" in error["message"]
     finally:
-        await env.shutdown()
+        await stop_env(env)

@@ -1,8 +1,12 @@
 """`ticketflow-api` / `python -m ticketflow.api`: serve HTTP and gRPC until SIGTERM or Ctrl-C.
 
 One process, one event loop: uvicorn (the FastAPI app) and a `grpc.aio` server run side by side and
-share one service layer (`app.state.tickets`), so both answer from the same Temporal client and
-read-model channel.
+share one application layer (`app.state.tickets`), so both answer from the same Temporal client and
+read-model client. Process plumbing is `ticketflow.runtime`'s (docs/architecture.md, "Process
+plumbing and tests"): settings through `load_settings` (exit 2 when they are wrong), one log format
+at `TICKETFLOW_LOG_LEVEL` (uvicorn's loggers included), the stop signals through
+`install_stop_handlers`, and exit 1 with a what-to-do message (`ServiceError`) when an address
+cannot be listened on.
 """
 
 from __future__ import annotations
@@ -11,20 +15,30 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import sys
-from collections.abc import Iterator, Mapping
-from importlib.metadata import version
-from typing import Any
+from collections.abc import Iterator
 
 import uvicorn
-from pydantic import ValidationError
+from fastapi import FastAPI
+from ticketflow.runtime import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    ServiceError,
+    load_settings,
+    package_version,
+    setup_logging,
+)
+from ticketflow.runtime.lifecycle import install_stop_handlers
 
 from .app import create_app
-from .grpc_server import GrpcBindError, GrpcServer
-from .readmodel import GrpcReadModel
-from .settings import Settings, env_var
+from .grpc_server import GrpcServer
+from .read_model_client import GrpcReadModelClient
+from .settings import Settings
+
+__all__ = ["PROG", "HttpStartError", "main", "serve"]
+
+PROG = "ticketflow-api"
 
 log = logging.getLogger("ticketflow.api")
 
@@ -32,15 +46,21 @@ _ENV_HELP = """\
 environment (all optional):
   TICKETFLOW_TEMPORAL_ADDRESS   Temporal frontend (127.0.0.1:7233)
   TICKETFLOW_NAMESPACE          Temporal namespace (default)
+  TICKETFLOW_LOG_LEVEL          DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)
   TICKETFLOW_HTTP_HOST          bind address (127.0.0.1)
-  TICKETFLOW_HTTP_PORT          HTTP port (8000)
+  TICKETFLOW_HTTP_PORT          HTTP port (8000; 0 picks a free one)
   TICKETFLOW_GRPC_HOST          gRPC bind address (127.0.0.1)
   TICKETFLOW_GRPC_PORT          gRPC port (50051; 0 picks a free one)
   TICKETFLOW_PROJECTION_ADDRESS projection read API, the fallback of ticket lookups (127.0.0.1:50052)
   TICKETFLOW_APPROVER_TOKENS    name:token,name:token (without it every decision is refused)
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
   TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
+  (the README lists every variable: deadlines, limits, the finer policy knobs)
 """
+
+
+class HttpStartError(ServiceError):
+    """uvicorn could not start (it logged why, e.g. the port is taken)."""
 
 
 class _Server(uvicorn.Server):
@@ -64,7 +84,7 @@ class _Server(uvicorn.Server):
         if self.started:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             print(
-                f"ticketflow-api {version('ticketflow-api')} listening on http://{host}:{port} "
+                f"{PROG} {package_version('ticketflow-api')} listening on http://{host}:{port} "
                 f"and grpc://{self._grpc_address} "
                 f"(Temporal at {self._settings.temporal_address}, "
                 f"namespace {self._settings.namespace}; "
@@ -73,8 +93,20 @@ class _Server(uvicorn.Server):
             )
 
 
-class HttpStartError(RuntimeError):
-    """uvicorn could not start (it logged why, e.g. the port is taken)."""
+def _http_server(app: FastAPI, settings: Settings, grpc_address: str) -> _Server:
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        lifespan="on",
+        # uvicorn's type says int; it is awaited as a timeout, so a float works and keeps the setting.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
+        server_header=False,
+        # None: uvicorn leaves logging alone, so its loggers reach the root handler that
+        # `setup_logging` configured, in the one format and at TICKETFLOW_LOG_LEVEL.
+        log_config=None,
+    )
+    return _Server(config, settings, grpc_address=grpc_address)
 
 
 async def _serve_http(server: _Server, settings: Settings) -> None:
@@ -84,7 +116,8 @@ async def _serve_http(server: _Server, settings: Settings) -> None:
         await server.serve()
     except SystemExit:
         raise HttpStartError(
-            f"cannot listen for HTTP on {settings.http_host}:{settings.http_port}"
+            f"cannot listen for HTTP on {settings.http_host}:{settings.http_port} (see the error "
+            "above); free the port or set TICKETFLOW_HTTP_PORT (0 picks a free one)"
         ) from None
 
 
@@ -93,93 +126,70 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
     Shutdown: gRPC health turns NOT_SERVING, both servers refuse new work, in-flight requests get
     `shutdown_grace_s` to finish. A second signal stops at once, cancelling what is in flight.
-    Raises `GrpcBindError` or `HttpStartError` when an address cannot be listened on.
+    Raises `ServiceError` (`GrpcBindError`, `HttpStartError`) when an address cannot be listened
+    on.
     """
     stop = stop or asyncio.Event()
     # Made here, not by the app, so it is closed after BOTH servers have drained.
-    read_model = GrpcReadModel(settings.projection_address, timeout_s=settings.read_model_timeout_s)
+    read_model_client = GrpcReadModelClient(
+        settings.projection_address, timeout_s=settings.read_model_timeout_s
+    )
     try:
-        app = create_app(settings, read_model=read_model)
+        app = create_app(settings, read_model_client=read_model_client)
         grpc_server = GrpcServer(settings, app.state.tickets)
-        http_server = _Server(
-            uvicorn.Config(
-                app,
-                host=settings.http_host,
-                port=settings.http_port,
-                lifespan="on",
-                timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
-                server_header=False,
-            ),
-            settings,
-            grpc_address=f"{grpc_server.host}:{grpc_server.port}",
-        )
+        http_server = _http_server(app, settings, f"{grpc_server.host}:{grpc_server.port}")
         await _run(settings, stop, http_server, grpc_server)
     finally:
-        await read_model.aclose()
+        await read_model_client.aclose()
 
 
 async def _run(
     settings: Settings, stop: asyncio.Event, http_server: _Server, grpc_server: GrpcServer
 ) -> None:
-    loop = asyncio.get_running_loop()
-    force_stops: list[asyncio.Task[None]] = []
+    forced: list[asyncio.Task[None]] = []
 
-    def on_signal(signum: int) -> None:
-        log.info("%s received: shutting down", signal.Signals(signum).name)
-        if stop.is_set():
-            http_server.force_exit = True
-            force_stops.append(asyncio.create_task(grpc_server.server.stop(None)))
-        stop.set()
+    def force() -> None:
+        # The second signal: stop waiting for in-flight requests, on both servers.
+        http_server.force_exit = True
+        forced.append(asyncio.create_task(grpc_server.server.stop(None)))
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    await grpc_server.start()
-    http = asyncio.create_task(_serve_http(http_server, settings), name="http")
-    stopping = asyncio.create_task(stop.wait(), name="stop")
+    uninstall = install_stop_handlers(stop, PROG, on_second=force)
     try:
-        await asyncio.wait({http, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        http_server.should_exit = True
-        await asyncio.gather(http, grpc_server.stop(settings.shutdown_grace_s))
-        await asyncio.gather(*force_stops)
+        await grpc_server.start()
+        http = asyncio.create_task(_serve_http(http_server, settings), name="http")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            await asyncio.wait({http, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            http_server.should_exit = True
+            await asyncio.gather(http, grpc_server.stop(settings.shutdown_grace_s))
+            await asyncio.gather(*forced)
+        finally:
+            stopping.cancel()
     finally:
-        stopping.cancel()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        uninstall()
         if not grpc_server.stopped:
             await grpc_server.stop(None)
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    """A settings error naming its environment variable (the model-level ones name it already)."""
-    message = str(error["msg"]).removeprefix("Value error, ")
-    loc = error.get("loc") or ()
-    return f"{env_var(str(loc[0]))}: {message}" if loc else message
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="ticketflow-api",
-        description="ticketflow HTTP API: submit, follow, list and decide tickets.",
+        prog=PROG,
+        description="ticketflow HTTP and gRPC API: submit, follow, list and decide tickets.",
         epilog=_ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=version("ticketflow-api"))
+    parser.add_argument("--version", action="version", version=package_version("ticketflow-api"))
     parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "\n".join(f"  {_describe(e)}" for e in exc.errors())
-        print(f"ticketflow-api: invalid settings:\n{problems}", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = load_settings(Settings, PROG)
+    setup_logging(settings.log_level)
     try:
         asyncio.run(serve(settings))
-    except (GrpcBindError, HttpStartError) as exc:
-        print(f"ticketflow-api: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except ServiceError as err:
+        print(f"{PROG}: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_FAILED) from None
+    except KeyboardInterrupt:  # Ctrl-C before the stop handlers were installed
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":

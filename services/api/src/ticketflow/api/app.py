@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from .errors import Unavailable, install_error_handlers
 from .middleware import BodyLimitMiddleware
-from .readmodel import GrpcReadModel, ReadModel
+from .read_model_client import GrpcReadModelClient, ReadModelClient
 from .routes import router
 from .service import TicketService
 from .settings import Settings
@@ -33,18 +33,18 @@ def create_app(
     settings: Settings,
     *,
     gateway: TicketGateway | None = None,
-    read_model: ReadModel | None = None,
+    read_model_client: ReadModelClient | None = None,
 ) -> FastAPI:
     """Build the app. Starting it needs neither Temporal nor the projection: both are lazy.
 
-    `gateway` and `read_model` default to the real Temporal client and to the projection's gRPC
-    read API at `settings.projection_address`; tests may pass their own. The app's
-    `TicketService` (`app.state.tickets`) is the service layer the gRPC server shares. The app
-    closes only what it created: a read model passed in belongs to the caller.
+    `gateway` and `read_model_client` default to the real Temporal client and to a client of the
+    projection's gRPC read API at `settings.projection_address`; tests may pass their own. The
+    app's `TicketService` (`app.state.tickets`) is the service layer the gRPC server shares. The
+    app closes only what it created: a read-model client passed in belongs to the caller.
     """
-    owned_read_model: ReadModel | None = None
-    if read_model is None:
-        read_model = owned_read_model = GrpcReadModel(
+    owned_client: ReadModelClient | None = None
+    if read_model_client is None:
+        read_model_client = owned_client = GrpcReadModelClient(
             settings.projection_address, timeout_s=settings.read_model_timeout_s
         )
     gateway = gateway if gateway is not None else TicketGateway(settings)
@@ -66,8 +66,8 @@ def create_app(
         try:
             yield
         finally:
-            if owned_read_model is not None:
-                await owned_read_model.aclose()
+            if owned_client is not None:
+                await owned_client.aclose()
 
     app = FastAPI(
         title="ticketflow api",
@@ -81,7 +81,7 @@ def create_app(
         ],
     )
     app.state.settings = settings
-    app.state.tickets = TicketService(gateway, read_model)
+    app.state.tickets = TicketService(gateway, read_model_client)
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -8,40 +8,45 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .readmodel import ReadModel
+from .read_model_client import ReadModelClient
 from .service import TicketService
 from .settings import Settings
 from .temporal import TicketGateway
 
 __all__ = [
     "GatewayDep",
-    "ReadModelDep",
+    "ReadModelClientDep",
     "SettingsDep",
     "TicketsDep",
     "get_gateway",
-    "get_read_model",
+    "get_read_model_client",
     "get_settings",
     "get_tickets",
 ]
 
 
+# `app.state` is untyped (Starlette's State holds Any): each getter names the type it stored.
+
+
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_tickets(request: Request) -> TicketService:
-    return request.app.state.tickets
+    tickets: TicketService = request.app.state.tickets
+    return tickets
 
 
 def get_gateway(request: Request) -> TicketGateway:
-    return request.app.state.tickets.gateway
+    return get_tickets(request).gateway
 
 
-def get_read_model(request: Request) -> ReadModel:
-    return request.app.state.tickets.read_model
+def get_read_model_client(request: Request) -> ReadModelClient:
+    return get_tickets(request).read_model_client
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TicketsDep = Annotated[TicketService, Depends(get_tickets)]
 GatewayDep = Annotated[TicketGateway, Depends(get_gateway)]
-ReadModelDep = Annotated[ReadModel, Depends(get_read_model)]
+ReadModelClientDep = Annotated[ReadModelClient, Depends(get_read_model_client)]

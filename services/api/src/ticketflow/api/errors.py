@@ -82,8 +82,11 @@ class ApiError(Exception):
         self.details = list(details)
         self.headers = dict(headers or {})
 
-    def add_note(self, note: str, details: Sequence[Mapping[str, Any]] = ()) -> ApiError:
-        """Append a sentence and details (e.g. why the fallback could not answer either)."""
+    def with_note(self, note: str, details: Sequence[Mapping[str, Any]] = ()) -> ApiError:
+        """Append a sentence and details (e.g. why the fallback could not answer either).
+
+        Not `add_note`: that is `BaseException`'s (PEP 678), which only tracebacks show.
+        """
         sep = " " if self.message.endswith(("?", ".", "!")) else ". "
         self.message = f"{self.message}{sep}{note[:1].upper()}{note[1:]}"
         self.details.extend(dict(d) for d in details)

@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from ticketflow.contracts.proto_convert import enum_to_proto, from_proto, to_proto
+from ticketflow.runtime import ServiceError
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
 from .errors import (
@@ -183,7 +184,7 @@ async def _answer(
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
-class GrpcBindError(RuntimeError):
+class GrpcBindError(ServiceError):
     """The gRPC address cannot be listened on (taken, or not an address of this host)."""
 
 
@@ -212,7 +213,10 @@ class GrpcServer:
         try:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise GrpcBindError(f"cannot listen for gRPC on {address}: {exc}") from None
+            raise GrpcBindError(
+                f"cannot listen for gRPC on {address}: {exc}; free the port or set "
+                "TICKETFLOW_GRPC_PORT (0 picks a free one)"
+            ) from None
         self.stopped = False
         self._watcher: asyncio.Task[None] | None = None
 

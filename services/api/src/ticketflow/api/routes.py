@@ -1,4 +1,4 @@
-"""The HTTP endpoints of DESIGN.md "HTTP API".
+"""The HTTP endpoints: submit, follow, list and decide tickets; liveness and readiness.
 
 Handlers only translate HTTP into calls of the service layer (`service.TicketService`, shared with
 the gRPC server) and back; errors become HTTP answers in `errors`.
@@ -39,25 +39,31 @@ MAX_LIST_LIMIT = 200
 _VERSION = version("ticketflow-api")
 
 
+# FastAPI's type of a route's `responses`; the tables below are merged into it.
+_Responses = dict[int | str, dict[str, Any]]
+
+
 def _err(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
-_INVALID = {422: _err("Invalid request: malformed JSON, wrong types, unknown fields, bad limits.")}
-_BODY_ERRORS = {
+_INVALID: _Responses = {
+    422: _err("Invalid request: malformed JSON, wrong types, unknown fields, bad limits.")
+}
+_BODY_ERRORS: _Responses = {
     413: _err("Request body over the size limit."),
     415: _err("Content-Type is not application/json."),
     **_INVALID,
 }
 _LOCATION = {"Location": {"description": "/tickets/{ticket_id}", "schema": {"type": "string"}}}
-_UNAVAILABLE = {503: _err("Temporal is unreachable (or no worker answered in time).")}
-_SUBMIT_UNAVAILABLE = {
+_UNAVAILABLE: _Responses = {503: _err("Temporal is unreachable (or no worker answered in time).")}
+_SUBMIT_UNAVAILABLE: _Responses = {
     503: _err(
         "Temporal is unreachable; or, for a client-chosen ticket_id that Temporal does not "
         "have, the read model cannot say whether that ticket already finished (retry)."
     )
 }
-_READ_UNAVAILABLE = {
+_READ_UNAVAILABLE: _Responses = {
     503: _err(
         "Neither source can answer: Temporal is unreachable or no worker answered in time, and "
         "the read model does not have the ticket or is unreachable too."

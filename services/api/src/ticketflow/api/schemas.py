@@ -1,4 +1,4 @@
-"""HTTP request and response bodies (the wire shapes of DESIGN.md "HTTP API").
+"""HTTP request and response bodies: the wire shapes of the HTTP API (and of the gRPC answers).
 
 Requests are strict: unknown fields are refused and JSON types are not coerced (no "12" for an int,
 no 1 for a bool), with the limits of the contracts models. Responses reuse the contracts models for
@@ -17,16 +17,12 @@ from ticketflow.contracts import (
     MAX_REFUND_CENTS,
     MAX_SUBJECT_CHARS,
     TICKET_ID_PATTERN,
-    AgentCall,
     Cents,
-    Classification,
     Decision,
-    Draft,
-    RefundReceipt,
-    ReplyReceipt,
     ShortId,
     StatusChange,
     Ticket,
+    TicketFacts,
     TicketOutcome,
     TicketState,
     TicketStatus,
@@ -137,7 +133,10 @@ class TicketAccepted(BaseModel):
     )
 
 
-class TicketView(BaseModel):
+# The ticket's facts are the contracts' `TicketFacts`, the fields the workflow's query and result
+# carry; the rest is the api's: the answer's `source`, and what only the live state knows. (The
+# docstring is the OpenAPI description.)
+class TicketView(TicketFacts):
     """What happened to a ticket, and where the answer came from."""
 
     model_config = ConfigDict(
@@ -147,6 +146,15 @@ class TicketView(BaseModel):
                     "ticket_id": _EXAMPLE_TICKET_ID,
                     "status": "WAITING_APPROVAL",
                     "source": "live",
+                    "ticket": {
+                        "ticket_id": _EXAMPLE_TICKET_ID,
+                        "customer_id": "cust-42",
+                        "subject": "Refund for a broken kettle",
+                        "body": "The kettle arrived broken, I would like a refund please.",
+                        "order_id": "order-1234",
+                        "requested_refund_cents": 2599,
+                        "submitted_at": "2025-01-01T12:00:00Z",
+                    },
                     "classification": {
                         "category": "refund",
                         "confidence": 0.93,
@@ -166,17 +174,7 @@ class TicketView(BaseModel):
         }
     )
 
-    ticket_id: str
-    status: TicketStatus
     source: Literal["live", "read_model"]
-    ticket: Ticket | None = None
-    classification: Classification | None = None
-    draft: Draft | None = None
-    decision: Decision | None = None
-    refund: RefundReceipt | None = None
-    reply: ReplyReceipt | None = None
-    escalation_reason: str | None = None
-    agent_calls: list[AgentCall] = Field(default_factory=list)
     accepting_decisions: bool = Field(
         False, description="Whether a decision would be accepted now."
     )
@@ -195,26 +193,26 @@ class TicketView(BaseModel):
         """
         if state.outcome is not None:
             return cls.from_outcome(state.outcome, source="live")
-        return cls(source="live", **_shallow(state))
+        # Every field of the live state is a field of the view (a test holds it so).
+        return cls(source="live", **_fields(state, TicketState))
 
     @classmethod
     def from_outcome(
         cls, outcome: TicketOutcome, *, source: Literal["live", "read_model"] = "read_model"
     ) -> TicketView:
-        # A finished ticket: the door is closed and the effects are done.
-        fields = _shallow(outcome)
-        fields.pop("finished_at", None)
+        """A finished ticket: its facts; the door is closed and the effects are done."""
         return cls(
             source=source,
             accepting_decisions=False,
             side_effects_done=True,
             outcome=outcome,
-            **fields,
+            **_fields(outcome, TicketFacts),
         )
 
 
-def _shallow(model: BaseModel) -> dict[str, Any]:
-    return {name: getattr(model, name) for name in type(model).model_fields}
+def _fields(model: TicketFacts, shape: type[TicketFacts]) -> dict[str, Any]:
+    """The values of ``shape``'s fields in ``model`` (nested models as they are, not copies)."""
+    return {name: getattr(model, name) for name in shape.model_fields}
 
 
 class TicketSummary(BaseModel):

@@ -1,12 +1,13 @@
-"""The application layer: what the api does, whichever transport asked.
+"""The api's application layer, `TicketService`: what the api does, whichever transport asked.
 
-The HTTP routes (`routes.py`) and the gRPC servicer (`grpc_server.py`) both call one
-`TicketService`. A transport only parses its wire format into the request models of `schemas`
-(whose limits are the contracts' limits) and maps `errors.ApiError` to its own status codes; so
-validation, idempotency, the read-path fallback and the meaning of every error are the same over
-HTTP and gRPC.
+Not a transport and not a Temporal client: the HTTP routes (`routes.py`) and the gRPC servicer
+(`grpc_server.py`) both call one `TicketService`, which uses the Temporal gateway (`temporal.py`)
+and the projection's read model (`read_model_client.py`). A transport only parses its wire format
+into the request models of `schemas` (whose limits are the contracts' limits) and maps
+`errors.ApiError` to its own status codes; so validation, idempotency, the read-path fallback and
+the meaning of every error are the same over HTTP and gRPC.
 
-Read paths of `get` (DESIGN.md "Read paths"):
+Read paths of `get` (docs/architecture.md, "Read paths"):
 
     live `status` query ──ok──────────────────────────────────────────▶ source "live"
         │ TicketNotFound / NoLiveAnswer / TemporalUnavailable / TemporalRefused
@@ -36,7 +37,7 @@ from .errors import (
     TicketNotFound,
     Unavailable,
 )
-from .readmodel import ReadModel
+from .read_model_client import ReadModelClient
 from .schemas import (
     DecisionAccepted,
     DecisionRequest,
@@ -72,9 +73,9 @@ def checked_ticket_id(value: str) -> str:
 class TicketService:
     """Submit, get, list and decide tickets. One per process, shared by HTTP and gRPC."""
 
-    def __init__(self, gateway: TicketGateway, read_model: ReadModel) -> None:
+    def __init__(self, gateway: TicketGateway, read_model_client: ReadModelClient) -> None:
         self.gateway = gateway
-        self.read_model = read_model
+        self.read_model_client = read_model_client
 
     async def submit(self, request: SubmitTicketRequest) -> SubmitResult:
         """Start the ticket once; the same ticket_id with the same content answers the existing one.
@@ -93,7 +94,7 @@ class TicketService:
             return await self.gateway.submit(request.to_ticket(uuid4().hex, datetime.now(UTC)))
         ticket = request.to_ticket(request.ticket_id, datetime.now(UTC))
         try:
-            outcome = await self.read_model.get_outcome(ticket.ticket_id)
+            outcome = await self.read_model_client.get_outcome(ticket.ticket_id)
         except Unavailable as rm_error:
             return await self._submit_without_read_model(ticket, rm_error)
         if outcome is not None:
@@ -109,7 +110,7 @@ class TicketService:
         try:
             existing = await self.gateway.find(ticket)
         except Unavailable as live_error:
-            raise live_error.add_note(rm_error.message, rm_error.details) from rm_error
+            raise live_error.with_note(rm_error.message, rm_error.details) from rm_error
         if existing is not None:
             return existing
         log.warning(
@@ -135,7 +136,7 @@ class TicketService:
 
     async def _read_model_fallback(self, ticket_id: str, live_error: ApiError) -> TicketOutcome:
         try:
-            outcome = await self.read_model.get_outcome(ticket_id)
+            outcome = await self.read_model_client.get_outcome(ticket_id)
         except Unavailable as rm_error:
             log.warning(
                 "ticket %s: live query failed (%s) and the read model too: %s",
@@ -149,7 +150,7 @@ class TicketService:
                     f"ticket {ticket_id!r} is not in Temporal, and {rm_error.message} Try later.",
                     details=rm_error.details,
                 ) from rm_error
-            raise live_error.add_note(rm_error.message, rm_error.details) from rm_error
+            raise live_error.with_note(rm_error.message, rm_error.details) from rm_error
         if outcome is None:
             raise live_error
         return outcome
@@ -181,7 +182,7 @@ class TicketService:
         # A decision on a ticket Temporal does not know is refused either way; the read model
         # only says whether "finished" (409) or "unknown" (404) is the better answer.
         try:
-            return await self.read_model.get_outcome(ticket_id)
+            return await self.read_model_client.get_outcome(ticket_id)
         except Unavailable as exc:
             log.warning("read model unavailable for ticket %s: %s", ticket_id, exc.message)
             return None

@@ -1,6 +1,10 @@
-"""Settings of the api service, from `TICKETFLOW_*` environment variables (names from DESIGN.md).
+"""Settings of the api service, from `TICKETFLOW_*` environment variables.
 
-Built once in `main()` (or by a test) and handed to `create_app`; never read at import time.
+The shared ones (Temporal address, namespace, log level) come from `ticketflow.runtime`'s
+`ServiceSettings` (docs/architecture.md, "Configuration"). Built once in `main()` by
+`load_settings` (or by a test) and handed to `create_app`; never read at import time. Problems a
+single field cannot see (approver tokens, the policy as a whole) are refused by `_derive` with a
+message that names the variable, never its value.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from ticketflow.contracts import MAX_ID_CHARS, Policy, names
+from ticketflow.runtime import ServiceSettings, env_var
 
-__all__ = ["POLICY_MAX_S", "Approver", "Settings", "env_var", "parse_approver_tokens"]
+__all__ = ["POLICY_MAX_S", "Approver", "Settings", "parse_approver_tokens"]
 
 _APPROVER_NAME = re.compile(rf"^[A-Za-z0-9_.@-]{{1,{MAX_ID_CHARS}}}$")
 
@@ -37,11 +42,6 @@ POLICY_MAX_S: dict[str, tuple[float, str]] = {
 }
 # Upper bound of the api's own deadlines and intervals.
 _MAX_DEADLINE_S = 3600.0
-
-
-def env_var(field: str) -> str:
-    """The environment variable of a Settings field."""
-    return f"TICKETFLOW_{field.upper()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +84,15 @@ def parse_approver_tokens(raw: str) -> tuple[Approver, ...]:
     return tuple(approvers)
 
 
-class Settings(BaseSettings):
-    """Everything the api service reads from its environment."""
+class Settings(ServiceSettings):
+    """Everything the api service reads from its environment (beyond `ServiceSettings`)."""
 
-    model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", extra="forbid", frozen=True)
+    # The prefix and frozen come from ServiceSettings. "forbid" refuses a misspelt keyword
+    # (`Settings(temporal_adress=...)` in a test or an embedding program) instead of ignoring it;
+    # the environment is read field by field, so another service's TICKETFLOW_* variable in the
+    # same environment is never an extra.
+    model_config = SettingsConfigDict(extra="forbid")
 
-    temporal_address: str = "127.0.0.1:7233"
-    namespace: str = "default"
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
     grpc_host: str = "127.0.0.1"
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
     approval_timeout_s: float = _policy_default("approval_timeout_s")
     agent_schedule_to_start_s: float = _policy_default("agent_schedule_to_start_s")
     fallback_schedule_to_start_s: float = _policy_default("fallback_schedule_to_start_s")
-    # Finer knobs (not in DESIGN.md's list, same naming): per-attempt budgets and liveness.
+    # Finer knobs (same naming): per-attempt budgets and liveness.
     agent_start_to_close_s: float = _policy_default("agent_start_to_close_s")
     agent_heartbeat_timeout_s: float = _policy_default("agent_heartbeat_timeout_s")
     fallback_start_to_close_s: float = _policy_default("fallback_start_to_close_s")

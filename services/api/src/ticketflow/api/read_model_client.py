@@ -1,10 +1,12 @@
-"""The read-model seam: where "what happened to ticket X?" goes when Temporal cannot answer live.
+"""The api's client of the projection's read model: where "what happened to ticket X?" goes when
+Temporal cannot answer live.
 
-DESIGN.md "Read paths": the live query answers while the workflow exists and a worker can replay it;
-the projection's read model (`ticketflow.v1.ReadModelService` over gRPC, at
+docs/architecture.md, "Read paths": the live query answers while the workflow exists and a worker
+can replay it; the projection's read model (`ticketflow.v1.ReadModelService` over gRPC, at
 `TICKETFLOW_PROJECTION_ADDRESS`) answers when Temporal says NOT_FOUND or is unavailable.
-`GrpcReadModel` is that client; `NoReadModel` knows no ticket (for tests and for running the api
-without a projection on purpose).
+`ReadModelClient` is what the service layer needs of it; `GrpcReadModelClient` is the gRPC client;
+`NoReadModelClient` knows no ticket (for tests and for running the api without a projection on
+purpose). The read model itself (its SQLite store) belongs to the projection service.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
 from .errors import ReadModelUnavailable
 
-__all__ = ["GrpcReadModel", "NoReadModel", "ReadModel"]
+__all__ = ["GrpcReadModelClient", "NoReadModelClient", "ReadModelClient"]
 
 log = logging.getLogger(__name__)
 
 
 @runtime_checkable
-class ReadModel(Protocol):
-    """The finished tickets, as the projection recorded them."""
+class ReadModelClient(Protocol):
+    """Asks the projection's read model about finished tickets, as the projection recorded them."""
 
     async def get_outcome(self, ticket_id: str) -> TicketOutcome | None:
         """The recorded outcome, or None when the read model has no such ticket.
@@ -39,7 +41,7 @@ class ReadModel(Protocol):
     async def aclose(self) -> None: ...
 
 
-class NoReadModel:
+class NoReadModelClient:
     """Knows nothing, never fails: the api answers exactly as if the read model had no row."""
 
     async def get_outcome(self, ticket_id: str) -> TicketOutcome | None:
@@ -59,8 +61,8 @@ _CHANNEL_OPTIONS = (
 )
 
 
-class GrpcReadModel:
-    """A `ReadModel` over the projection's gRPC `ReadModelService`.
+class GrpcReadModelClient:
+    """A `ReadModelClient` over the projection's gRPC `ReadModelService`.
 
     Every call has a short deadline and fails fast (no wait-for-ready): the read model is the
     fallback of a fallback, so "cannot answer now" must come back quickly as `ReadModelUnavailable`,
