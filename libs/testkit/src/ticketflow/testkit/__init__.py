@@ -16,7 +16,7 @@ from .servers import (
     start_dev_env,
     start_time_skipping_env,
     stop_env,
-    test_server_binary,
+    time_skipping_server_binary,
 )
 from .tickets import BASE_TIME, fresh_id, new_ticket, outcome, ticket_input
 
@@ -36,7 +36,7 @@ __all__ = [
     "start_dev_env",
     "start_time_skipping_env",
     "stop_env",
-    "test_server_binary",
     "ticket_input",
+    "time_skipping_server_binary",
     "wait_polling",
 ]

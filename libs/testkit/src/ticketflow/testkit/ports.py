@@ -40,7 +40,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         if port not in _handed_out and port_is_free(host, port):
             _handed_out.add(port)
             return port
-    # Crowded machine: fall back to the OS's pick.
+    # Crowded machine: fall back to the OS's pick, which may repeat a port it gave before.
+    while (port := _os_pick(host)) in _handed_out:
+        pass
+    _handed_out.add(port)
+    return port
+
+
+def _os_pick(host: str) -> int:
+    """A free port of the OS's choosing (from its ephemeral range)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

