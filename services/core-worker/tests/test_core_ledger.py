@@ -1,54 +1,64 @@
+"""The refund ledger: one refund per ticket, every attempt logged, conflicting amounts refused."""
+
 from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 import pytest
-from ticketflow.core_worker.ledger import AttemptInfo, Ledger, LedgerConflict
+from ticketflow.core_worker.ledger import AttemptInfo, LedgerConflict, RefundLedger, RefundRow
+from ticketflow.core_worker.outbox import ReplyOutbox
 
 
-def rows(ledger: Ledger, sql: str) -> list[tuple]:
-    with sqlite3.connect(ledger.path) as conn:
+def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
         return conn.execute(sql).fetchall()
 
 
-def test_refund_applied_once_and_every_attempt_logged(ledger: Ledger) -> None:
-    first = ledger.apply_refund(
+def test_refund_applied_once_and_every_attempt_logged(refund_ledger: RefundLedger) -> None:
+    first = refund_ledger.apply_refund(
         ticket_id="t1", customer_id="c", order_id="o", amount_cents=1234, who=AttemptInfo(attempt=1)
     )
-    again = ledger.apply_refund(
+    again = refund_ledger.apply_refund(
         ticket_id="t1", customer_id="c", order_id="o", amount_cents=1234, who=AttemptInfo(attempt=2)
     )
     assert not first.already_applied and again.already_applied
     assert (again.refund_id, again.created_at) == (first.refund_id, first.created_at)
-    assert rows(ledger, "SELECT ticket_id, amount_cents FROM refunds") == [("t1", 1234)]
-    assert rows(ledger, "SELECT attempt, result FROM refund_attempts ORDER BY id") == [
+    assert rows(refund_ledger.path, "SELECT ticket_id, amount_cents FROM refunds") == [("t1", 1234)]
+    assert rows(refund_ledger.path, "SELECT attempt, result FROM refund_attempts ORDER BY id") == [
         (1, "applied"),
         (2, "already_applied"),
     ]
 
 
-def test_second_refund_with_other_amount_is_a_conflict(ledger: Ledger) -> None:
-    ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=100)
+def test_second_refund_with_other_amount_is_a_conflict(refund_ledger: RefundLedger) -> None:
+    refund_ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=100)
     with pytest.raises(LedgerConflict, match="already refunded 100 cents"):
-        ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=200)
-    assert rows(ledger, "SELECT amount_cents FROM refunds") == [(100,)]
-    assert [r for (r,) in rows(ledger, "SELECT result FROM refund_attempts")] == [
+        refund_ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=200)
+    assert rows(refund_ledger.path, "SELECT amount_cents FROM refunds") == [(100,)]
+    assert [r for (r,) in rows(refund_ledger.path, "SELECT result FROM refund_attempts")] == [
         "applied",
         "conflict",
     ]
 
 
 @pytest.mark.parametrize("amount", [0, -5, 10.5, "100", True])
-def test_refund_amount_must_be_positive_integer_cents(ledger: Ledger, amount) -> None:
+def test_refund_amount_must_be_positive_integer_cents(
+    refund_ledger: RefundLedger, amount: Any
+) -> None:
     with pytest.raises(ValueError, match="positive integer"):
-        ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=amount)
-    assert rows(ledger, "SELECT count(*) FROM refunds") == [(0,)]
+        refund_ledger.apply_refund(
+            ticket_id="t1", customer_id="c", order_id=None, amount_cents=amount
+        )
+    assert rows(refund_ledger.path, "SELECT count(*) FROM refunds") == [(0,)]
 
 
-def test_concurrent_refunds_of_one_ticket_make_one_row(ledger: Ledger) -> None:
-    def go(i: int):
-        return ledger.apply_refund(
+def test_concurrent_refunds_of_one_ticket_make_one_row(refund_ledger: RefundLedger) -> None:
+    def go(i: int) -> RefundRow:
+        return refund_ledger.apply_refund(
             ticket_id="race",
             customer_id="c",
             order_id=None,
@@ -59,25 +69,41 @@ def test_concurrent_refunds_of_one_ticket_make_one_row(ledger: Ledger) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(go, range(32)))
     assert sum(not r.already_applied for r in results) == 1
-    assert rows(ledger, "SELECT count(*) FROM refunds") == [(1,)]
-    assert rows(ledger, "SELECT count(*) FROM refund_attempts") == [(32,)]
+    assert rows(refund_ledger.path, "SELECT count(*) FROM refunds") == [(1,)]
+    assert rows(refund_ledger.path, "SELECT count(*) FROM refund_attempts") == [(32,)]
 
 
-def test_reply_outbox_once_per_ticket(ledger: Ledger) -> None:
-    a = ledger.send_reply(ticket_id="t1", customer_id="c", kind="resolution", body="hi")
-    b = ledger.send_reply(ticket_id="t1", customer_id="c", kind="resolution", body="hi")
-    assert not a.already_sent and b.already_sent and a.reply_id == b.reply_id
-    # Another kind of reply for the same ticket is not sent: the first one stands, and says so.
-    c = ledger.send_reply(ticket_id="t1", customer_id="c", kind="rejection", body="no")
-    assert c.already_sent and c.kind == "resolution" and c.reply_id == a.reply_id
-    assert rows(ledger, "SELECT ticket_id, kind FROM replies") == [("t1", "resolution")]
-    assert [r for (r,) in rows(ledger, "SELECT result FROM reply_attempts ORDER BY id")] == [
-        "sent",
-        "already_sent",
-        "conflict",
+def test_money_is_stored_as_integer(refund_ledger: RefundLedger) -> None:
+    refund_ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=1)
+    assert rows(refund_ledger.path, "SELECT typeof(amount_cents) FROM refunds") == [("integer",)]
+
+
+def test_ledger_and_outbox_share_one_file_with_the_tables_ops_read(ledger_path: Path) -> None:
+    RefundLedger(ledger_path)
+    ReplyOutbox(ledger_path)
+    RefundLedger(ledger_path)  # opening an existing file again changes nothing
+    tables = rows(ledger_path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    assert [t for (t,) in tables if not t.startswith("sqlite_")] == [
+        "refund_attempts",
+        "refunds",
+        "replies",
+        "reply_attempts",
     ]
-
-
-def test_money_is_stored_as_integer(ledger: Ledger) -> None:
-    ledger.apply_refund(ticket_id="t1", customer_id="c", order_id=None, amount_cents=1)
-    assert rows(ledger, "SELECT typeof(amount_cents) FROM refunds") == [("integer",)]
+    assert [c[1] for c in rows(ledger_path, "PRAGMA table_info(refunds)")] == [
+        "ticket_id",
+        "refund_id",
+        "customer_id",
+        "order_id",
+        "amount_cents",
+        "workflow_id",
+        "created_at",
+    ]
+    assert [c[1] for c in rows(ledger_path, "PRAGMA table_info(replies)")] == [
+        "ticket_id",
+        "reply_id",
+        "customer_id",
+        "kind",
+        "body",
+        "workflow_id",
+        "created_at",
+    ]

@@ -1,43 +1,141 @@
-"""The real `ticketflow-core-worker` process: it stops on SIGTERM even while Temporal is down."""
+"""The real `ticketflow-core-worker` process: bad settings, waiting for Temporal, polling, stopping."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from socket import gethostname
 
-from ticketflow.launcher.devserver import free_port
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from ticketflow.contracts import names
+from ticketflow.core_worker.__main__ import main
+from ticketflow.core_worker.worker import VERSION
+from ticketflow.runtime import EXIT_BAD_SETTINGS
+from ticketflow.runtime.pollers import ACTIVITY, WORKFLOW, polling
+from ticketflow.testkit import eventually, eventually_async, free_port
+
+BINARY = str(Path(sys.executable).parent / "ticketflow-core-worker")
 
 
-def test_sigterm_while_waiting_for_temporal_exits_cleanly(tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
-        "TICKETFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens there
-        "TICKETFLOW_DATA_DIR": str(tmp_path),
-    }
-    log = tmp_path / "core.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ticketflow-core-worker")],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while b"waiting for Temporal" not in log.read_bytes():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "never reported waiting for Temporal"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        # Before the fix it retried forever; a liveness bound, not a speed threshold.
-        assert proc.wait(timeout=60) == 0, log.read_text()
-        assert "stopped before Temporal answered" in log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("TICKETFLOW_"):
+            monkeypatch.delenv(key)
+
+
+class CoreWorkerProcess:
+    """The console script in its own process group, its output in a log file."""
+
+    def __init__(self, tmp_path: Path, temporal_address: str) -> None:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
+            "TICKETFLOW_TEMPORAL_ADDRESS": temporal_address,
+            "TICKETFLOW_DATA_DIR": str(tmp_path),
+        }
+        self.log = tmp_path / "core.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [BINARY],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_for_output(self, text: str) -> None:
+        def printed() -> bool:
+            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.output()}"
+            return text in self.output()
+
+        eventually(printed, timeout=30, what=f"{text!r} in the output")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+StartProcess = Callable[[str], CoreWorkerProcess]
+
+
+@pytest.fixture
+def start_process(tmp_path: Path) -> Iterator[StartProcess]:
+    """``start_process(temporal_address)``; every process started is killed if still running."""
+    started: list[CoreWorkerProcess] = []
+
+    def start(address: str) -> CoreWorkerProcess:
+        process = CoreWorkerProcess(tmp_path, address)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_sigterm_while_waiting_for_temporal_exits_cleanly(start_process: StartProcess) -> None:
+    core = start_process(f"127.0.0.1:{free_port()}")  # nothing listens there
+    core.wait_for_output("waiting for Temporal")
+    assert "TICKETFLOW_TEMPORAL_ADDRESS" in core.output()  # the progress line says what to do
+    core.proc.send_signal(signal.SIGTERM)
+    # Before the fix it retried forever; a liveness bound, not a speed threshold.
+    assert core.proc.wait(timeout=30) == 0, core.output()
+    assert "stopped before Temporal answered" in core.output()
+
+
+async def test_polls_the_core_queue_then_stops_gracefully_on_sigterm(
+    dev_env: WorkflowEnvironment, start_process: StartProcess
+) -> None:
+    since = time.time()
+    core = start_process(dev_env.client.service_client.config.target_host)
+    identity = f"core-worker-{VERSION}@{gethostname()}"
+
+    async def polls() -> bool:
+        assert core.proc.poll() is None, core.output()
+        queues = [(names.CORE_QUEUE, WORKFLOW), (names.CORE_QUEUE, ACTIVITY)]
+        return await polling(dev_env.client, queues, since_epoch_s=since, identity=identity)
+
+    await eventually_async(polls, timeout=30, what="the core worker polling its queue")
+    assert f"polling task queue {names.CORE_QUEUE!r}" in core.output()
+    core.proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(core.proc.wait, 30)
+    assert code == 0, core.output()
+    assert "shutting down" in core.output()
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("TICKETFLOW_CORE_MAX_CONCURRENT_ACTIVITIES", "-7"),
+        ("TICKETFLOW_TEMPORAL_ADDRESS", "no-port-here"),
+        ("TICKETFLOW_LOG_LEVEL", "chatty"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_variable_not_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == EXIT_BAD_SETTINGS == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err and var in err
+    assert value not in err  # values are never echoed (some settings are secrets)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ticketflow-core-worker {VERSION}"

@@ -1,12 +1,11 @@
-"""TicketWorkflow on the real dev server, with the real ledger and fake agent activities."""
+"""TicketWorkflow on the real dev server, with the real ledger and outbox and the fake agent."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
+from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from ticketflow.contracts import names
@@ -14,48 +13,35 @@ from ticketflow.contracts.models import (
     DecideInput,
     DecideResult,
     ReplyKind,
+    TicketFacts,
     TicketState,
     TicketStatus,
 )
 from ticketflow.contracts.search_attributes import TICKET_STATUS
-from ticketflow.core_worker.ledger import Ledger
+from ticketflow.testkit import eventually_async, ticket_input
 
-from .conftest import make_input, start_ticket
-
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+from ._tickets import StartWorkers, count, start_ticket, state_when
 
 
-async def poll_status(handle, want: TicketStatus, timeout: float = 30.0) -> TicketState:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        state = await handle.query(names.STATUS_QUERY, result_type=TicketState)
-        if state.status == want:
-            return state
-        if loop.time() > deadline:
-            raise AssertionError(f"status stayed {state.status}, wanted {want}")
-        await asyncio.sleep(0.05)
-
-
-def count(ledger: Ledger, sql: str, *args) -> int:
-    with sqlite3.connect(ledger.path) as conn:
-        return conn.execute(sql, args).fetchone()[0]
+def waiting(state: TicketState) -> bool:
+    return state.status == TicketStatus.WAITING_APPROVAL
 
 
 async def test_confident_reply_only_ticket_resolves_without_a_human(
-    dev_env: WorkflowEnvironment, workers_factory, ledger: Ledger
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
 ) -> None:
-    w = await workers_factory(dev_env.client)
-    inp = make_input()
+    projected = await start_workers(dev_env)
+    inp = ticket_input()
     handle = await start_ticket(dev_env.client, inp)
     out = await handle.result()
     assert out.status == TicketStatus.RESOLVED
     assert out.decision and out.decision.auto and out.decision.approver == "auto"
     assert out.refund is None and out.reply and out.reply.kind == ReplyKind.RESOLUTION
     assert (
-        count(ledger, "SELECT count(*) FROM replies WHERE ticket_id=?", inp.ticket.ticket_id) == 1
+        count(ledger_path, "SELECT count(*) FROM replies WHERE ticket_id=?", inp.ticket.ticket_id)
+        == 1
     )
-    assert [o.ticket_id for o in w.projected.outcomes] == [inp.ticket.ticket_id]
+    assert [o.ticket_id for o in projected.outcomes] == [inp.ticket.ticket_id]
     state = await handle.query(names.STATUS_QUERY, result_type=TicketState)
     assert [h.status for h in state.history] == [
         TicketStatus.RECEIVED,
@@ -65,34 +51,38 @@ async def test_confident_reply_only_ticket_resolves_without_a_human(
         TicketStatus.RESOLVED,
     ]
     assert state.side_effects_done and not state.accepting_decisions
+    # The query reports the same facts as the outcome, and the outcome itself once done.
+    assert state.outcome == out
+    facts = set(TicketFacts.model_fields)
+    assert state.model_dump(include=facts) == out.model_dump(include=facts)
     desc = await handle.describe()
     assert desc.typed_search_attributes.get(TICKET_STATUS) == "RESOLVED"
 
 
 async def test_small_refund_is_auto_approved_and_paid_once(
-    dev_env: WorkflowEnvironment, workers_factory, ledger: Ledger
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
 ) -> None:
-    await workers_factory(dev_env.client)
-    inp = make_input(refund_cents=1999)
+    await start_workers(dev_env)
+    inp = ticket_input(refund_cents=1999)
     out = await (await start_ticket(dev_env.client, inp)).result()
     assert out.status == TicketStatus.RESOLVED
     assert out.refund and out.refund.amount_cents == 1999
     tid = inp.ticket.ticket_id
-    assert count(ledger, "SELECT count(*) FROM refunds WHERE ticket_id=?", tid) == 1
-    assert count(ledger, "SELECT amount_cents FROM refunds WHERE ticket_id=?", tid) == 1999
+    assert count(ledger_path, "SELECT count(*) FROM refunds WHERE ticket_id=?", tid) == 1
+    assert count(ledger_path, "SELECT amount_cents FROM refunds WHERE ticket_id=?", tid) == 1999
 
 
 async def test_large_refund_waits_then_approved_by_a_human(
-    dev_env: WorkflowEnvironment, workers_factory, ledger: Ledger
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
 ) -> None:
-    await workers_factory(dev_env.client)
-    inp = make_input(refund_cents=25_000)
+    await start_workers(dev_env)
+    inp = ticket_input(refund_cents=25_000)
+    tid = inp.ticket.ticket_id
     handle = await start_ticket(dev_env.client, inp)
-    state = await poll_status(handle, TicketStatus.WAITING_APPROVAL)
+    state = await state_when(handle, waiting, "WAITING_APPROVAL")
     assert state.accepting_decisions and state.approval_deadline is not None
-    assert (
-        count(ledger, "SELECT count(*) FROM refunds WHERE ticket_id=?", inp.ticket.ticket_id) == 0
-    )
+    assert state.outcome is None and not state.side_effects_done
+    assert count(ledger_path, "SELECT count(*) FROM refunds WHERE ticket_id=?", tid) == 0
     res = await handle.execute_update(
         names.DECIDE_UPDATE,
         DecideInput(approved=True, approver="alice", reason="loyal customer"),
@@ -106,10 +96,7 @@ async def test_large_refund_waits_then_approved_by_a_human(
         and out.decision
         and out.decision.reason == "loyal customer"
     )
-    assert (
-        count(ledger, "SELECT amount_cents FROM refunds WHERE ticket_id=?", inp.ticket.ticket_id)
-        == 25_000
-    )
+    assert count(ledger_path, "SELECT amount_cents FROM refunds WHERE ticket_id=?", tid) == 25_000
 
     # A decision after the workflow closed: refused by the server, nothing changes.
     with pytest.raises(RPCError, match="already completed"):
@@ -118,18 +105,16 @@ async def test_large_refund_waits_then_approved_by_a_human(
             DecideInput(approved=False, approver="bob"),
             result_type=DecideResult,
         )
-    assert (
-        count(ledger, "SELECT count(*) FROM refunds WHERE ticket_id=?", inp.ticket.ticket_id) == 1
-    )
+    assert count(ledger_path, "SELECT count(*) FROM refunds WHERE ticket_id=?", tid) == 1
 
 
 async def test_rejection_pays_nothing_and_sends_a_holding_reply(
-    dev_env: WorkflowEnvironment, workers_factory, ledger: Ledger
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
 ) -> None:
-    await workers_factory(dev_env.client)
-    inp = make_input(refund_cents=90_000)
+    await start_workers(dev_env)
+    inp = ticket_input(refund_cents=90_000)
     handle = await start_ticket(dev_env.client, inp)
-    await poll_status(handle, TicketStatus.WAITING_APPROVAL)
+    await state_when(handle, waiting, "WAITING_APPROVAL")
     res = await handle.execute_update(
         names.DECIDE_UPDATE, DecideInput(approved=False, approver="alice"), result_type=DecideResult
     )
@@ -146,18 +131,19 @@ async def test_rejection_pays_nothing_and_sends_a_holding_reply(
     assert out.status == TicketStatus.REJECTED and out.refund is None
     assert out.reply and out.reply.kind == ReplyKind.REJECTION
     assert (
-        count(ledger, "SELECT count(*) FROM refunds WHERE ticket_id=?", inp.ticket.ticket_id) == 0
+        count(ledger_path, "SELECT count(*) FROM refunds WHERE ticket_id=?", inp.ticket.ticket_id)
+        == 0
     )
 
 
 async def test_decision_refused_when_not_waiting(
-    dev_env: WorkflowEnvironment, workers_factory
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers
 ) -> None:
-    await workers_factory(dev_env.client, primary=False, fallback=False)
+    await start_workers(dev_env, primary=False, fallback=False)
     # No agent worker: the ticket sits in CLASSIFYING (long budgets), not waiting for approval.
-    inp = make_input(agent_schedule_to_start_s=3600, fallback_schedule_to_start_s=3600)
+    inp = ticket_input(agent_schedule_to_start_s=3600, fallback_schedule_to_start_s=3600)
     handle = await start_ticket(dev_env.client, inp)
-    await poll_status(handle, TicketStatus.CLASSIFYING)
+    await state_when(handle, lambda s: s.status == TicketStatus.CLASSIFYING, "CLASSIFYING")
     with pytest.raises(WorkflowUpdateFailedError) as exc:
         await handle.execute_update(
             names.DECIDE_UPDATE,
@@ -169,17 +155,16 @@ async def test_decision_refused_when_not_waiting(
 
 
 async def test_waiting_tickets_are_listed_by_search_attribute(
-    dev_env: WorkflowEnvironment, workers_factory
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers
 ) -> None:
-    await workers_factory(dev_env.client)
-    inp = make_input(refund_cents=70_000)
+    await start_workers(dev_env)
+    inp = ticket_input(refund_cents=70_000)
     handle = await start_ticket(dev_env.client, inp)
-    await poll_status(handle, TicketStatus.WAITING_APPROVAL)
-    client: Client = dev_env.client
+    await state_when(handle, waiting, "WAITING_APPROVAL")
     query = f'WorkflowId = "{handle.id}" AND TicketStatus = "WAITING_APPROVAL"'
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while not [wf async for wf in client.list_workflows(query)]:
-        assert loop.time() < deadline, "visibility never showed the waiting ticket"
-        await asyncio.sleep(0.1)
+
+    async def listed() -> bool:
+        return bool([wf async for wf in dev_env.client.list_workflows(query)])
+
+    await eventually_async(listed, timeout=30, what="visibility listing the waiting ticket")
     await handle.terminate("test over")

@@ -14,11 +14,12 @@ from ticketflow.contracts.models import (
     ReplyKind,
     TicketStatus,
 )
+from ticketflow.testkit import ticket_input
 
-from .conftest import make_input, start_ticket
+from ._tickets import Handle, StartWorkers, start_ticket
 
 
-async def scheduled_queues(handle) -> list[tuple[str, str]]:
+async def scheduled_queues(handle: Handle) -> list[tuple[str, str]]:
     """(activity name, task queue) of every scheduled activity, read from the history."""
     out = []
     async for event in handle.fetch_history_events():
@@ -29,17 +30,17 @@ async def scheduled_queues(handle) -> list[tuple[str, str]]:
 
 
 async def test_approval_timeout_escalates_and_late_decision_is_refused(
-    time_env: WorkflowEnvironment, workers_factory
+    time_env: WorkflowEnvironment, start_workers: StartWorkers
 ) -> None:
-    w = await workers_factory(time_env.client)
-    inp = make_input(refund_cents=80_000, approval_timeout_s=48 * 3600)
+    projected = await start_workers(time_env)
+    inp = ticket_input(refund_cents=80_000, approval_timeout_s=48 * 3600)
     handle = await start_ticket(time_env.client, inp)
     out = await handle.result()  # time skips over the 48 h timer
     assert out.status == TicketStatus.ESCALATED
     assert out.escalation_reason == "no decision before the approval timeout"
     assert out.refund is None and out.reply and out.reply.kind == ReplyKind.ESCALATION
     assert out.decision is None
-    assert [o.status for o in w.projected.outcomes] == [TicketStatus.ESCALATED]
+    assert [o.status for o in projected.outcomes] == [TicketStatus.ESCALATED]
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
         await handle.execute_update(
             names.DECIDE_UPDATE,
@@ -49,11 +50,11 @@ async def test_approval_timeout_escalates_and_late_decision_is_refused(
 
 
 async def test_no_primary_worker_routes_to_the_fallback_which_needs_a_human(
-    time_env: WorkflowEnvironment, workers_factory
+    time_env: WorkflowEnvironment, start_workers: StartWorkers
 ) -> None:
-    await workers_factory(time_env.client, primary=False)
+    await start_workers(time_env, primary=False)
     # The test server does not skip schedule-to-start timeouts (only timers): keep budgets short.
-    inp = make_input(approval_timeout_s=3600, agent_schedule_to_start_s=1)
+    inp = ticket_input(approval_timeout_s=3600, agent_schedule_to_start_s=1)
     handle = await start_ticket(time_env.client, inp)
     out = await handle.result()
     # The fallback's confidence is below the threshold: a human had to look, nobody did.
@@ -76,10 +77,12 @@ async def test_no_primary_worker_routes_to_the_fallback_which_needs_a_human(
 
 
 async def test_no_agent_worker_at_all_escalates_instead_of_hanging(
-    time_env: WorkflowEnvironment, workers_factory
+    time_env: WorkflowEnvironment, start_workers: StartWorkers
 ) -> None:
-    await workers_factory(time_env.client, primary=False, fallback=False)
-    inp = make_input(refund_cents=100, agent_schedule_to_start_s=1, fallback_schedule_to_start_s=1)
+    await start_workers(time_env, primary=False, fallback=False)
+    inp = ticket_input(
+        refund_cents=100, agent_schedule_to_start_s=1, fallback_schedule_to_start_s=1
+    )
     handle = await start_ticket(time_env.client, inp)
     out = await handle.result()
     assert out.status == TicketStatus.ESCALATED

@@ -1,6 +1,8 @@
-"""Side-effect activities of core-worker: the refund ledger and the reply outbox.
+"""core-worker's side-effect activities: issue a refund (the refund ledger) and send a reply (the
+reply outbox), each effectively once per ticket.
 
-Synchronous activities (SQLite is blocking I/O), run on the worker's thread pool.
+Synchronous activities (SQLite is blocking I/O), run on the worker's thread pool. Their names come
+from ``ticketflow.contracts.names``: histories refer to them, so they never change.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from ticketflow.contracts.models import (
     SendReplyInput,
 )
 
-from .ledger import AttemptInfo, Ledger, LedgerConflict
+from ._sqlite import AttemptInfo
+from .ledger import LedgerConflict, RefundLedger
+from .outbox import ReplyOutbox
+
+__all__ = ["Faults", "SideEffectActivities"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,15 @@ def _who() -> AttemptInfo:
     )
 
 
-class LedgerActivities:
-    def __init__(self, ledger: Ledger, faults: Faults = Faults()) -> None:
+class SideEffectActivities:
+    """``issue_refund`` and ``send_reply``. Their error types are part of the workflow's contract:
+    ``LedgerConflict`` and ``InvalidSideEffectInput`` are non-retryable (the ticket escalates)."""
+
+    def __init__(
+        self, ledger: RefundLedger, outbox: ReplyOutbox, faults: Faults = Faults()
+    ) -> None:
         self._ledger = ledger
+        self._outbox = outbox
         self._faults = faults
 
     @activity.defn(name=names.ISSUE_REFUND)
@@ -80,7 +92,7 @@ class LedgerActivities:
 
     @activity.defn(name=names.SEND_REPLY)
     def send_reply(self, inp: SendReplyInput) -> ReplyReceipt:
-        row = self._ledger.send_reply(
+        row = self._outbox.send_reply(
             ticket_id=inp.ticket_id,
             customer_id=inp.customer_id,
             kind=inp.kind.value,
@@ -94,3 +106,8 @@ class LedgerActivities:
             created_at=row.created_at,
             already_sent=row.already_sent,
         )
+
+
+# The previous name, kept only while tests/replay/test_boundary_registry.py still imports it (that
+# file is not core-worker's to edit); new code uses SideEffectActivities.
+LedgerActivities = SideEffectActivities

@@ -1,18 +1,22 @@
+"""Settings of core-worker, from ``TICKETFLOW_*`` environment variables (all optional).
+
+Built once in ``main()`` through ``ticketflow.runtime.load_settings``; the Temporal address,
+namespace and log level come from ``ServiceSettings``.
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from ticketflow.runtime import ServiceSettings
+
+__all__ = ["Settings"]
 
 
-class Settings(BaseSettings):
-    """core-worker settings, from TICKETFLOW_* environment variables."""
+class Settings(ServiceSettings):
+    """core-worker settings."""
 
-    model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", extra="ignore")
-
-    temporal_address: str = "127.0.0.1:7233"
-    namespace: str = "default"
     data_dir: Path = Path("./var")
     core_max_concurrent_activities: int = Field(16, ge=1, le=1024)
     core_max_concurrent_workflow_tasks: int = Field(32, ge=1, le=1024)
@@ -21,4 +25,5 @@ class Settings(BaseSettings):
 
     @property
     def ledger_path(self) -> Path:
+        """The SQLite file of the refund ledger and the reply outbox (ops read it by this name)."""
         return self.data_dir / "ledger.db"

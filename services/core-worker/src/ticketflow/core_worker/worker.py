@@ -1,71 +1,38 @@
-"""Wiring: Temporal client, the ticket workflow and the ledger activities on `ticketflow`."""
+"""Wiring: connect to Temporal, then run the ticket workflow and the side-effect activities on the
+core task queue until a stop is requested."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from importlib.metadata import version
 from socket import gethostname
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from ticketflow.contracts import DATA_CONVERTER, names
+from ticketflow.contracts import names
+from ticketflow.runtime import connect, package_version
 
-from .activities import Faults, LedgerActivities
-from .ledger import Ledger
+from .activities import Faults, SideEffectActivities
+from .ledger import RefundLedger
+from .outbox import ReplyOutbox
 from .settings import Settings
 from .workflow import TicketWorkflow
 
-log = logging.getLogger("ticketflow.core_worker")
-VERSION = version("ticketflow-core-worker")
+__all__ = ["DIST_NAME", "PROG", "VERSION", "build_worker", "serve"]
 
-
-async def connect(settings: Settings, stop: asyncio.Event | None = None) -> Client | None:
-    """Connect to Temporal, retrying with progress until it answers; None once ``stop`` is set.
-
-    Stopping must work while Temporal is unreachable: a SIGTERM during the wait ends the process
-    at once instead of after a supervisor's kill timeout.
-    """
-    stop = stop or asyncio.Event()
-    attempt = 0
-    while not stop.is_set():
-        attempt += 1
-        connecting = asyncio.ensure_future(
-            Client.connect(
-                settings.temporal_address,
-                namespace=settings.namespace,
-                data_converter=DATA_CONVERTER,
-            )
-        )
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if stop.is_set():
-            connecting.cancel()
-            break
-        try:
-            return connecting.result()
-        except Exception as err:  # any connection failure is retried
-            log.warning(
-                "waiting for Temporal at %s (attempt %d): %s; start it (`ticketflow up`) or set "
-                "TICKETFLOW_TEMPORAL_ADDRESS",
-                settings.temporal_address,
-                attempt,
-                err,
-            )
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=min(5.0, 0.5 * attempt))
-        except TimeoutError:
-            pass
-    return None
+DIST_NAME = "ticketflow-core-worker"
+PROG = DIST_NAME
+VERSION = package_version(DIST_NAME)
+# Running activities get this long after SIGTERM; ledger and outbox writes take milliseconds.
+GRACEFUL_SHUTDOWN_TIMEOUT = timedelta(seconds=5)
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
-    ledger = Ledger(settings.ledger_path)
-    acts = LedgerActivities(
-        ledger, Faults(crash_after_refund_commit=settings.fault_crash_after_refund_commit)
+    acts = SideEffectActivities(
+        RefundLedger(settings.ledger_path),
+        ReplyOutbox(settings.ledger_path),
+        Faults(crash_after_refund_commit=settings.fault_crash_after_refund_commit),
     )
     return Worker(
         client,
@@ -78,5 +45,43 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         # Eager dispatch would let activities skip the task queue (and its rate limits).
         disable_eager_activity_execution=True,
         identity=f"core-worker-{VERSION}@{gethostname()}",
-        graceful_shutdown_timeout=timedelta(seconds=5),
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN_TIMEOUT,
     )
+
+
+def _progress(line: str) -> None:
+    print(
+        f"{PROG}: {line}; start it (`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS",
+        flush=True,
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Wait for Temporal (a stop ends the wait at once), then poll until ``stop`` is set.
+
+    Raises the worker's failure (say, an unknown namespace) after shutting it down.
+    """
+    client = await connect(
+        settings.temporal_address, settings.namespace, stop=stop, progress=_progress
+    )
+    if client is None:
+        print(f"{PROG}: stopped before Temporal answered", flush=True)
+        return
+    with ThreadPoolExecutor(max_workers=settings.core_max_concurrent_activities) as executor:
+        worker = build_worker(client, settings, executor)
+        print(
+            f"{PROG} {VERSION}: polling task queue {names.CORE_QUEUE!r} on "
+            f"{settings.temporal_address} (namespace {settings.namespace}); "
+            f"ledger {settings.ledger_path}",
+            flush=True,
+        )
+        running = asyncio.create_task(worker.run(), name="core-worker")
+        stopping = asyncio.create_task(stop.wait(), name="stop-requested")
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not running.done():
+                print(f"{PROG}: shutting down", flush=True)
+                await worker.shutdown()
+        await running

@@ -1,0 +1,19 @@
+"""Patch ids of TicketWorkflow's versions (docs/compatibility.md; docs/architecture.md, "The
+ticket workflow").
+
+Patch ids are written into histories: never rename or reuse one. A history of an older version
+replays with the behaviour it ran with, because ``workflow.patched(id)`` is False for it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["PATCH_CLASSIFICATION_MEMO", "PATCH_ROBUST_ENDS"]
+
+# v2: after classify, the classification is upserted into the memo.
+PATCH_CLASSIFICATION_MEMO: Final = "classification-memo"
+# v3: a cancel request escalates (before a decision) or completes (after one) the ticket instead of
+# ending the workflow; input the primary refuses as non-retryable escalates without the fallback;
+# a non-retryable reply failure no longer fails the ticket. v1/v2 histories keep their behaviour.
+PATCH_ROBUST_ENDS: Final = "v3-robust-ends"

@@ -1,0 +1,48 @@
+"""Helpers of core-worker's workflow tests: start a ticket, wait for a state, count ledger rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from ticketflow.contracts import names
+from ticketflow.contracts.models import TicketInput, TicketOutcome, TicketState
+from ticketflow.testkit import RecordedOutcomes, eventually_async
+
+Handle = WorkflowHandle[Any, TicketOutcome]
+# The conftest fixture ``start_workers(env, ...)``: start the workflow's workers, get the projection
+# stand-in.
+StartWorkers = Callable[..., Awaitable[RecordedOutcomes]]
+
+
+async def start_ticket(client: Client, inp: TicketInput) -> Handle:
+    return await client.start_workflow(
+        names.TICKET_WORKFLOW,
+        inp,
+        id=names.workflow_id(inp.ticket.ticket_id),
+        task_queue=names.CORE_QUEUE,
+        result_type=TicketOutcome,
+    )
+
+
+async def state_when(
+    handle: Handle, matches: Callable[[TicketState], bool], what: str
+) -> TicketState:
+    """The ticket's state (query ``status``) once ``matches`` holds, polled with a deadline."""
+
+    async def check() -> TicketState:
+        state = await handle.query(names.STATUS_QUERY, result_type=TicketState)
+        assert matches(state), f"last status {state.status.value}"
+        return state
+
+    return await eventually_async(check, timeout=30, what=what)
+
+
+def count(ledger_path: Path, sql: str, *args: object) -> int:
+    """One number from ``ledger.db``, read the way ops read it: plain SQL on the file."""
+    with closing(sqlite3.connect(ledger_path)) as conn:
+        return int(conn.execute(sql, args).fetchone()[0])
