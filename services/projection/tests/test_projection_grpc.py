@@ -11,11 +11,12 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from ticketflow import testkit
 from ticketflow.contracts.models import Category, TicketOutcome, TicketStatus
 from ticketflow.contracts.proto_convert import from_proto
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.paging import encode_token
-from ticketflow.projection.store import OutcomeFilter, ReadModel, StoredOutcome
+from ticketflow.projection.store import OutcomeFilter, ReadModelStore, StoredOutcome
 from ticketflow.v1 import readmodel_pb2, ticket_pb2
 
 
@@ -37,8 +38,8 @@ async def expect_error(call, code: grpc.StatusCode, *needles: str) -> str:
 # ---- GetOutcome -------------------------------------------------------------------------------
 
 
-async def test_get_outcome(read_api, store: ReadModel, helpers) -> None:
-    outcome = helpers.make_outcome("t-42", category=Category.REFUND)
+async def test_get_outcome(read_api, store: ReadModelStore) -> None:
+    outcome = testkit.outcome("t-42", category=Category.REFUND)
     store.record(outcome, run_id="run-1")
     resp = await read_api.stub.GetOutcome(readmodel_pb2.GetOutcomeRequest(ticket_id="t-42"))
     assert from_proto(resp.outcome, TicketOutcome) == outcome
@@ -69,7 +70,7 @@ async def test_get_malformed_ticket_id_is_invalid_argument(read_api, bad: str) -
 
 
 @pytest.fixture
-def seeded(store: ReadModel, helpers) -> list[str]:
+def seeded(store: ReadModelStore) -> list[str]:
     """12 outcomes, one minute apart: statuses cycle RESOLVED/REJECTED/ESCALATED, categories
     cycle account/refund/billing/(none). Returns the ticket ids in (finished_at, ticket_id) order."""
     statuses = [TicketStatus.RESOLVED, TicketStatus.REJECTED, TicketStatus.ESCALATED]
@@ -78,11 +79,11 @@ def seeded(store: ReadModel, helpers) -> list[str]:
     for i in range(12):
         tid = f"t-{i:02d}"
         store.record(
-            helpers.make_outcome(
+            testkit.outcome(
                 tid,
                 status=statuses[i % 3],
                 category=categories[i % 4],
-                finished_at=helpers.BASE + timedelta(minutes=i),
+                finished_at=testkit.BASE_TIME + timedelta(minutes=i),
             )
         )
         ids.append(tid)
@@ -115,11 +116,11 @@ async def test_list_without_filters_pages_through_everything(read_api, seeded) -
     assert (ids, pages) == (seeded, 1)
 
 
-async def test_list_default_page_size(read_api, store: ReadModel, helpers) -> None:
+async def test_list_default_page_size(read_api, store: ReadModelStore) -> None:
     store.put_many(
         [
             StoredOutcome.from_outcome(
-                helpers.make_outcome(f"d-{i:03d}", finished_at=helpers.BASE + timedelta(seconds=i)),
+                testkit.outcome(f"d-{i:03d}", finished_at=testkit.BASE_TIME + timedelta(seconds=i)),
                 run_id="",
             )
             for i in range(60)
@@ -147,9 +148,12 @@ async def test_list_by_category(read_api, seeded) -> None:
     assert ids == [t for i, t in enumerate(seeded) if i % 4 == 1]
 
 
-async def test_list_by_time_range(read_api, seeded, helpers) -> None:
+async def test_list_by_time_range(read_api, seeded) -> None:
     # Half-open: finished_after <= finished_at < finished_before.
-    after, before = helpers.BASE + timedelta(minutes=3), helpers.BASE + timedelta(minutes=7)
+    after, before = (
+        testkit.BASE_TIME + timedelta(minutes=3),
+        testkit.BASE_TIME + timedelta(minutes=7),
+    )
     ids, _ = await list_all(read_api.stub, 3, finished_after=ts(after))
     assert ids == seeded[3:]
     ids, _ = await list_all(read_api.stub, 3, finished_before=ts(before))
@@ -163,7 +167,7 @@ async def test_list_by_time_range(read_api, seeded, helpers) -> None:
     assert ids == seeded[4:]
 
 
-async def test_list_filters_combine(read_api, seeded, helpers) -> None:
+async def test_list_filters_combine(read_api, seeded) -> None:
     ids, pages = await list_all(
         read_api.stub,
         1,
@@ -177,16 +181,16 @@ async def test_list_filters_combine(read_api, seeded, helpers) -> None:
         read_api.stub,
         1,
         status=ticket_pb2.TICKET_STATUS_REJECTED,
-        finished_after=ts(helpers.BASE + timedelta(minutes=2)),
-        finished_before=ts(helpers.BASE + timedelta(minutes=10)),
+        finished_after=ts(testkit.BASE_TIME + timedelta(minutes=2)),
+        finished_before=ts(testkit.BASE_TIME + timedelta(minutes=10)),
     )
     assert ids == ["t-04", "t-07"]
 
 
-async def test_paging_is_stable_while_rows_arrive(read_api, store, seeded, helpers) -> None:
+async def test_paging_is_stable_while_rows_arrive(read_api, store, seeded) -> None:
     first = await read_api.stub.ListOutcomes(readmodel_pb2.ListOutcomesRequest(page_size=6))
     # A row finishing before the cursor does not shift the next page (keyset, not offset).
-    store.record(helpers.make_outcome("t-early", finished_at=helpers.BASE - timedelta(hours=1)))
+    store.record(testkit.outcome("t-early", finished_at=testkit.BASE_TIME - timedelta(hours=1)))
     second = await read_api.stub.ListOutcomes(
         readmodel_pb2.ListOutcomesRequest(page_size=6, page_token=first.next_page_token)
     )
@@ -213,11 +217,12 @@ async def test_list_invalid_arguments(read_api, request_kwargs, needle) -> None:
     )
 
 
-async def test_list_inverted_or_invalid_time_range(read_api, helpers) -> None:
+async def test_list_inverted_or_invalid_time_range(read_api) -> None:
     await expect_error(
         read_api.stub.ListOutcomes(
             readmodel_pb2.ListOutcomesRequest(
-                finished_after=ts(helpers.BASE), finished_before=ts(helpers.BASE - timedelta(1))
+                finished_after=ts(testkit.BASE_TIME),
+                finished_before=ts(testkit.BASE_TIME - timedelta(1)),
             )
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -289,7 +294,7 @@ async def test_reflection_lists_and_describes_the_service(read_api) -> None:
     assert "ticketflow/v1/readmodel.proto" in {f.name for f in files}
 
 
-async def test_stop_turns_health_not_serving(store: ReadModel) -> None:
+async def test_stop_turns_health_not_serving(store: ReadModelStore) -> None:
     server = ReadApiServer(store, "127.0.0.1:0")
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

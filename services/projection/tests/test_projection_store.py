@@ -10,19 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
+from ticketflow import testkit
 from ticketflow.contracts.models import Category, TicketStatus
 from ticketflow.projection.activities import ProjectionActivities
-from ticketflow.projection.store import (
-    SCHEMA_VERSION,
-    OutcomeFilter,
-    ReadModel,
-    from_micros,
-    to_micros,
-)
+from ticketflow.projection.schema import SCHEMA_VERSION
+from ticketflow.projection.store import OutcomeFilter, ReadModelStore, from_micros, to_micros
+
+from ._views import table
 
 
-def test_same_outcome_twice_changes_once(store: ReadModel, helpers) -> None:
-    outcome = helpers.make_outcome("t-1")
+def test_same_outcome_twice_changes_once(store: ReadModelStore) -> None:
+    outcome = testkit.outcome("t-1")
     assert store.record(outcome, run_id="run-a") is True
     before = store.get("t-1")
     assert store.record(outcome, run_id="run-a") is False
@@ -31,20 +29,20 @@ def test_same_outcome_twice_changes_once(store: ReadModel, helpers) -> None:
     assert store.get("t-1").outcome == outcome
 
 
-def test_reserialised_outcome_is_the_same_version(store: ReadModel, helpers) -> None:
+def test_reserialised_outcome_is_the_same_version(store: ReadModelStore) -> None:
     # Newer code may serialise the same outcome differently (a field added with a default);
     # the version is (finished_at, run_id), not the content, so that is no change.
-    outcome = helpers.make_outcome("t-1")
+    outcome = testkit.outcome("t-1")
     assert store.record(outcome, run_id="run-a")
     same = outcome.model_copy(update={"escalation_reason": "differs"})
     assert store.record(same, run_id="run-a") is False
     assert store.get("t-1").outcome.escalation_reason is None
 
 
-def test_older_after_newer_changes_nothing(store: ReadModel, helpers) -> None:
-    older = helpers.make_outcome("t-1", status=TicketStatus.ESCALATED)
-    newer = helpers.make_outcome(
-        "t-1", status=TicketStatus.RESOLVED, finished_at=helpers.BASE + timedelta(seconds=1)
+def test_older_after_newer_changes_nothing(store: ReadModelStore) -> None:
+    older = testkit.outcome("t-1", status=TicketStatus.ESCALATED)
+    newer = testkit.outcome(
+        "t-1", status=TicketStatus.RESOLVED, finished_at=testkit.BASE_TIME + timedelta(seconds=1)
     )
     assert store.record(newer, run_id="run-b")
     assert store.record(older, run_id="run-a") is False
@@ -52,10 +50,12 @@ def test_older_after_newer_changes_nothing(store: ReadModel, helpers) -> None:
     assert store.get("t-1").run_id == "run-b"
 
 
-def test_newer_replaces_older(store: ReadModel, helpers) -> None:
-    older = helpers.make_outcome("t-1", status=TicketStatus.ESCALATED)
-    newer = helpers.make_outcome(
-        "t-1", status=TicketStatus.RESOLVED, finished_at=helpers.BASE + timedelta(microseconds=1)
+def test_newer_replaces_older(store: ReadModelStore) -> None:
+    older = testkit.outcome("t-1", status=TicketStatus.ESCALATED)
+    newer = testkit.outcome(
+        "t-1",
+        status=TicketStatus.RESOLVED,
+        finished_at=testkit.BASE_TIME + timedelta(microseconds=1),
     )
     assert store.record(older, run_id="run-a")
     assert store.record(newer, run_id="run-b")
@@ -67,19 +67,19 @@ def test_newer_replaces_older(store: ReadModel, helpers) -> None:
     )
 
 
-def test_equal_finish_is_decided_by_run_id_in_any_order(tmp_path: Path, helpers) -> None:
-    a = helpers.make_outcome("t-1", status=TicketStatus.ESCALATED)
-    b = helpers.make_outcome("t-1", status=TicketStatus.RESOLVED)
-    one, two = ReadModel(tmp_path / "one.db"), ReadModel(tmp_path / "two.db")
+def test_equal_finish_is_decided_by_run_id_in_any_order(tmp_path: Path) -> None:
+    a = testkit.outcome("t-1", status=TicketStatus.ESCALATED)
+    b = testkit.outcome("t-1", status=TicketStatus.RESOLVED)
+    one, two = ReadModelStore(tmp_path / "one.db"), ReadModelStore(tmp_path / "two.db")
     one.record(a, run_id="run-a")
     one.record(b, run_id="run-b")
     two.record(b, run_id="run-b")
     two.record(a, run_id="run-a")
-    assert helpers.table(one) == helpers.table(two)
+    assert table(one) == table(two)
     assert one.get("t-1").run_id == "run-b"
 
 
-def test_concurrent_writers_from_threads(store: ReadModel, helpers) -> None:
+def test_concurrent_writers_from_threads(store: ReadModelStore) -> None:
     """8 threads (activity slots), each with its own shuffled deliveries of 10 versions of 20
     tickets: every ticket ends at its newest version, and exactly the winning writes changed it."""
     tickets = [f"t-{i}" for i in range(20)]
@@ -96,7 +96,7 @@ def test_concurrent_writers_from_threads(store: ReadModel, helpers) -> None:
         start.wait()
         changed = 0
         for tid, v, run in mine:
-            outcome = helpers.make_outcome(tid, finished_at=helpers.BASE + timedelta(seconds=v))
+            outcome = testkit.outcome(tid, finished_at=testkit.BASE_TIME + timedelta(seconds=v))
             changed += store.record(outcome, run_id=run)
         return changed
 
@@ -104,7 +104,7 @@ def test_concurrent_writers_from_threads(store: ReadModel, helpers) -> None:
         changes = sum(pool.map(work, per_thread))
 
     assert store.count() == len(tickets)
-    newest = to_micros(helpers.BASE + timedelta(seconds=max(versions)))
+    newest = to_micros(testkit.BASE_TIME + timedelta(seconds=max(versions)))
     for tid in tickets:
         row = store.get(tid)
         assert (row.finished_us, row.run_id) == (newest, "run-y")
@@ -114,7 +114,7 @@ def test_concurrent_writers_from_threads(store: ReadModel, helpers) -> None:
     assert len(set(seqs)) == len(seqs)
 
 
-def test_wal_mode_and_schema_version(store: ReadModel) -> None:
+def test_wal_mode_and_schema_version(store: ReadModelStore) -> None:
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -123,13 +123,13 @@ def test_wal_mode_and_schema_version(store: ReadModel) -> None:
         conn.close()
 
 
-def test_list_orders_by_finish_then_ticket_and_filters(store: ReadModel, helpers) -> None:
-    t0 = helpers.BASE
-    store.record(helpers.make_outcome("b", finished_at=t0))
-    store.record(helpers.make_outcome("a", finished_at=t0))
-    store.record(helpers.make_outcome("c", finished_at=t0 - timedelta(seconds=1)))
+def test_list_orders_by_finish_then_ticket_and_filters(store: ReadModelStore) -> None:
+    t0 = testkit.BASE_TIME
+    store.record(testkit.outcome("b", finished_at=t0))
+    store.record(testkit.outcome("a", finished_at=t0))
+    store.record(testkit.outcome("c", finished_at=t0 - timedelta(seconds=1)))
     store.record(
-        helpers.make_outcome(
+        testkit.outcome(
             "d", status=TicketStatus.ESCALATED, category=None, finished_at=t0 + timedelta(1)
         )
     )
@@ -147,28 +147,28 @@ def test_list_orders_by_finish_then_ticket_and_filters(store: ReadModel, helpers
     assert [r.ticket_id for r in store.list(window)] == ["a", "b"]
 
 
-def test_micros_round_trip(helpers) -> None:
-    assert from_micros(to_micros(helpers.BASE)) == helpers.BASE
-    assert to_micros(helpers.BASE.replace(tzinfo=None)) == to_micros(helpers.BASE)
+def test_micros_round_trip() -> None:
+    assert from_micros(to_micros(testkit.BASE_TIME)) == testkit.BASE_TIME
+    assert to_micros(testkit.BASE_TIME.replace(tzinfo=None)) == to_micros(testkit.BASE_TIME)
 
 
 def test_missing_file_is_an_empty_view_and_the_next_write_recreates_it(
-    store: ReadModel, helpers
+    store: ReadModelStore,
 ) -> None:
-    store.record(helpers.make_outcome("t-1"))
+    store.record(testkit.outcome("t-1"))
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store.path}{suffix}").unlink(missing_ok=True)
     assert store.get("t-1") is None
     assert store.list(OutcomeFilter()) == []
-    assert store.record(helpers.make_outcome("t-2"))
+    assert store.record(testkit.outcome("t-2"))
     assert [r.ticket_id for r in store.rows()] == ["t-2"]
 
 
-def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path, helpers) -> None:
-    live = ReadModel(tmp_path / "readmodel.db")
-    live.record(helpers.make_outcome("old"))
-    fresh = ReadModel(tmp_path / "readmodel.db.fresh", shared_lock=False)
-    fresh.record(helpers.make_outcome("new"))
+def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path) -> None:
+    live = ReadModelStore(tmp_path / "readmodel.db")
+    live.record(testkit.outcome("old"))
+    fresh = ReadModelStore(tmp_path / "readmodel.db.fresh", shared_lock=False)
+    fresh.record(testkit.outcome("new"))
     seen: list[list[str]] = []
     live.swap_in(
         fresh,
@@ -179,7 +179,7 @@ def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path, helpers) ->
     assert not fresh.path.exists()
     assert not any("fresh" in p.name for p in tmp_path.iterdir())
     # The new file is in WAL mode and takes writes.
-    assert live.record(helpers.make_outcome("next"))
+    assert live.record(testkit.outcome("next"))
     conn = sqlite3.connect(live.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -187,10 +187,10 @@ def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path, helpers) ->
         conn.close()
 
 
-def test_readers_and_writers_keep_working_across_swaps(tmp_path: Path, helpers) -> None:
+def test_readers_and_writers_keep_working_across_swaps(tmp_path: Path) -> None:
     """Threads read and write while the file is swapped repeatedly: no error, no torn read."""
-    live = ReadModel(tmp_path / "readmodel.db")
-    live.record(helpers.make_outcome("stable"))
+    live = ReadModelStore(tmp_path / "readmodel.db")
+    live.record(testkit.outcome("stable"))
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -208,7 +208,7 @@ def test_readers_and_writers_keep_working_across_swaps(tmp_path: Path, helpers) 
         i = 0
         while not stop.is_set():
             try:
-                live.record(helpers.make_outcome(f"w{n}-{i}"))
+                live.record(testkit.outcome(f"w{n}-{i}"))
             except BaseException as err:
                 errors.append(err)
                 return
@@ -220,8 +220,8 @@ def test_readers_and_writers_keep_working_across_swaps(tmp_path: Path, helpers) 
         t.start()
     try:
         for i in range(20):
-            fresh = ReadModel(tmp_path / f"fresh-{i}.db", shared_lock=False)
-            fresh.record(helpers.make_outcome("stable"))
+            fresh = ReadModelStore(tmp_path / f"fresh-{i}.db", shared_lock=False)
+            fresh.record(testkit.outcome("stable"))
             live.swap_in(fresh)
     finally:
         stop.set()
@@ -231,9 +231,9 @@ def test_readers_and_writers_keep_working_across_swaps(tmp_path: Path, helpers) 
     assert live.get("stable") is not None
 
 
-def test_migrates_a_version_1_file(tmp_path: Path, helpers) -> None:
+def test_migrates_a_version_1_file(tmp_path: Path) -> None:
     path = tmp_path / "readmodel.db"
-    outcome = helpers.make_outcome("t-1", category=Category.REFUND)
+    outcome = testkit.outcome("t-1", category=Category.REFUND)
     conn = sqlite3.connect(path)
     conn.executescript(
         """
@@ -250,16 +250,16 @@ def test_migrates_a_version_1_file(tmp_path: Path, helpers) -> None:
     )
     conn.commit()
     conn.close()
-    store = ReadModel(path)
+    store = ReadModelStore(path)
     row = store.get("t-1")
     assert row.outcome == outcome
     assert (row.category, row.finished_us) == ("refund", to_micros(outcome.finished_at))
 
 
-def test_activity_records_with_the_run_id(store: ReadModel, helpers) -> None:
+def test_activity_records_with_the_run_id(store: ReadModelStore) -> None:
     acts = ProjectionActivities(store)
     env = ActivityEnvironment()
-    outcome = helpers.make_outcome("t-1")
+    outcome = testkit.outcome("t-1")
     assert env.run(acts.record_outcome, outcome) is True
     assert env.run(acts.record_outcome, outcome) is False  # a retry
     assert store.get("t-1").run_id == env.info.workflow_run_id

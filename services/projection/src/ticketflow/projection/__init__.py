@@ -4,18 +4,20 @@ read API and its rebuild from Temporal."""
 from .activities import ProjectionActivities
 from .grpc_api import ReadApiServer, ReadModelServicer
 from .rebuild import RebuildReport, TemporalUnreachable, rebuild
+from .schema import UnsupportedSchema
 from .settings import Settings
-from .store import OutcomeFilter, ReadModel, StoredOutcome
+from .store import OutcomeFilter, ReadModelStore, StoredOutcome
 
 __all__ = [
     "OutcomeFilter",
     "ProjectionActivities",
     "ReadApiServer",
-    "ReadModel",
     "ReadModelServicer",
+    "ReadModelStore",
     "RebuildReport",
     "Settings",
     "StoredOutcome",
     "TemporalUnreachable",
+    "UnsupportedSchema",
     "rebuild",
 ]

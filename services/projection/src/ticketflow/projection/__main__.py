@@ -1,22 +1,31 @@
 """`ticketflow-projection [serve]` runs the service; `ticketflow-projection rebuild` re-derives the view.
 
-Configured by TICKETFLOW_* environment variables (see settings.py and README.md).
+Configured by TICKETFLOW_* environment variables (see settings.py and README.md). Exit codes come
+from ticketflow.runtime: 0 done, 1 failed (the message says what to do next), 2 bad settings or
+arguments, 130 stopped by a second signal.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sqlite3
-import sys
 
-from pydantic import ValidationError
+from ticketflow.runtime import (
+    ServiceError,
+    TemporalUnreachable,
+    connect,
+    load_settings,
+    run_service,
+    setup_logging,
+)
 
-from .rebuild import TemporalUnreachable, connect_once, rebuild
-from .service import VERSION, serve
+from .rebuild import RebuildReport, rebuild
+from .runner import VERSION, serve
+from .schema import UnsupportedSchema
 from .settings import Settings
-from .store import UnsupportedSchema
+
+PROG = "ticketflow-projection"
 
 ENV_HELP = """environment (all optional):
   TICKETFLOW_TEMPORAL_ADDRESS    127.0.0.1:7233   Temporal frontend
@@ -24,12 +33,20 @@ ENV_HELP = """environment (all optional):
   TICKETFLOW_DATA_DIR            ./var            holds readmodel.db
   TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  where the gRPC read API listens
   TICKETFLOW_PROJECTION_MAX_CONCURRENT_ACTIVITIES  8  activity slots (SQLite writers)
+  TICKETFLOW_LOG_LEVEL           INFO             DEBUG, INFO, WARNING, ERROR or CRITICAL
 """
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ticketflow-projection",
+        prog=PROG,
         description="The read model of finished tickets: a Temporal worker on "
         "'ticketflow-projection' that records each outcome into SQLite, and a gRPC read API.",
         epilog=ENV_HELP,
@@ -60,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         "always kept",
     )
     rb.add_argument(
-        "--concurrency", type=int, default=16, help="results fetched at once (default 16)"
+        "--concurrency",
+        type=_at_least_one,
+        default=16,
+        help="results fetched at once (default 16)",
     )
     rb.add_argument(
         "--connect-timeout",
@@ -71,57 +91,77 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _rebuild(settings: Settings, args: argparse.Namespace) -> None:
+async def _serve(settings: Settings, stop: asyncio.Event) -> None:
+    try:
+        await serve(settings, stop)
+    except OSError as err:  # the gRPC address cannot be bound
+        raise ServiceError(
+            f"{err}\nset TICKETFLOW_PROJECTION_ADDRESS to a free host:port and start again"
+        ) from err
+    except (sqlite3.DatabaseError, UnsupportedSchema) as err:
+        raise ServiceError(
+            f"the read model {settings.readmodel_path} cannot be used: {err}\n"
+            f"re-derive it from Temporal with `{PROG} rebuild`"
+        ) from err
+
+
+async def _rebuild(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
     def progress(line: str) -> None:
         print(line, flush=True)
 
-    progress(
-        f"rebuild: reading closed tickets from Temporal at {settings.temporal_address} "
-        f"(namespace {settings.namespace})"
-    )
-    client = await connect_once(settings.temporal_address, settings.namespace, args.connect_timeout)
-    report = await rebuild(
-        client,
-        settings.readmodel_path,
-        drop_unretained=args.drop_unretained,
-        concurrency=args.concurrency,
-        progress=progress,
-    )
+    async def connect_and_rebuild() -> RebuildReport:
+        progress(
+            f"rebuild: reading closed tickets from Temporal at {settings.temporal_address} "
+            f"(namespace {settings.namespace})"
+        )
+        client = await connect(
+            settings.temporal_address,
+            settings.namespace,
+            give_up_after_s=args.connect_timeout,
+            progress=lambda line: progress(f"rebuild: {line}"),
+        )
+        assert client is not None  # no stop event: it returns a client or raises
+        return await rebuild(
+            client,
+            settings.readmodel_path,
+            drop_unretained=args.drop_unretained,
+            concurrency=args.concurrency,
+            progress=progress,
+        )
+
+    work = asyncio.create_task(connect_and_rebuild())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        work.cancel()  # a no-op once done; the swap itself is never abandoned (see rebuild.py)
+    try:
+        report = await work
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # a second signal
+        raise ServiceError("stopped before the swap; nothing was changed") from None
+    except UnsupportedSchema as err:
+        raise ServiceError(f"{err}; nothing was changed") from err
+    except TemporalUnreachable as err:
+        raise ServiceError(
+            f"Temporal is unreachable: {err}\nnothing was changed; start Temporal "
+            "(`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS"
+        ) from err
     for line in report.lines():
         progress(line)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        settings = Settings()
-    except ValidationError as err:
-        sys.exit(f"projection: invalid settings:\n{err}")
+    settings = load_settings(Settings, PROG)
+    setup_logging(settings.log_level)
     if args.command == "rebuild":
-        if args.concurrency < 1:
-            sys.exit("rebuild: --concurrency must be at least 1")
-        try:
-            asyncio.run(_rebuild(settings, args))
-        except UnsupportedSchema as err:
-            sys.exit(f"rebuild: {err}; nothing was changed")
-        except TemporalUnreachable as err:
-            sys.exit(
-                f"rebuild: {err}\nrebuild: nothing was changed; start Temporal (`ticketflow up`) "
-                "or set TICKETFLOW_TEMPORAL_ADDRESS"
-            )
-        return
-    try:
-        asyncio.run(serve(settings))
-    except OSError as err:  # the gRPC address cannot be bound
-        sys.exit(f"projection: {err}")
-    except (sqlite3.DatabaseError, UnsupportedSchema) as err:
-        sys.exit(
-            f"projection: the read model {settings.readmodel_path} cannot be used: {err}\n"
-            "projection: re-derive it from Temporal with `ticketflow-projection rebuild`"
-        )
+        run_service(f"{PROG} rebuild", lambda stop: _rebuild(settings, args, stop))
+    else:
+        run_service(PROG, lambda stop: _serve(settings, stop))
 
 
 if __name__ == "__main__":

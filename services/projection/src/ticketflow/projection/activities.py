@@ -11,13 +11,13 @@ from temporalio import activity
 from ticketflow.contracts import names
 from ticketflow.contracts.models import TicketOutcome
 
-from .store import ReadModel
+from .store import ReadModelStore
 
 __all__ = ["ProjectionActivities"]
 
 
 class ProjectionActivities:
-    def __init__(self, store: ReadModel) -> None:
+    def __init__(self, store: ReadModelStore) -> None:
         self._store = store
 
     @activity.defn(name=names.RECORD_OUTCOME)

@@ -1,9 +1,10 @@
 """The gRPC read API: ``ticketflow.v1.ReadModelService`` over the read model, plus health and
 reflection, on a grpc.aio server.
 
-It reads only the SQLite file, so it answers whether or not Temporal is reachable (DESIGN.md "Read
-paths": the api asks here when Temporal cannot answer). SQLite calls run on threads, and each one
-opens its own connection, so a rebuild's file swap is picked up by the next request.
+It reads only the SQLite file, so it answers whether or not Temporal is reachable (the api asks
+here when Temporal cannot answer: docs/architecture.md, "Read paths"). SQLite calls run on
+threads, and each one opens its own connection, so a rebuild's file swap is picked up by the next
+request.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import asyncio
 import logging
 import re
 import sqlite3
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, ParamSpec, TypeVar
 
 import grpc
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -23,7 +26,7 @@ from ticketflow.contracts.proto_convert import enum_from_proto, to_proto
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2
 
 from .paging import InvalidPageToken, decode_token, encode_token
-from .store import OutcomeFilter, ReadModel, StoredOutcome
+from .store import OutcomeFilter, ReadModelStore, StoredOutcome
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -34,6 +37,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("ticketflow.projection.grpc")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SERVICE_NAME = readmodel_pb2.DESCRIPTOR.services_by_name["ReadModelService"].full_name
 DEFAULT_PAGE_SIZE = 50
@@ -58,7 +64,7 @@ def _micros_ceil(ts: Timestamp, field: str) -> int:
     return ts.seconds * 1_000_000 + -(-ts.nanos // 1000)
 
 
-def _enum_filter(desc, number: int, field: str) -> str | None:
+def _enum_filter(desc: EnumDescriptor, number: int, field: str) -> str | None:
     if number == 0:
         return None
     name = enum_from_proto(desc, number)
@@ -106,7 +112,7 @@ def _outcome_pb(row: StoredOutcome) -> ticket_pb2.TicketOutcome:
 
 
 class ReadModelServicer(readmodel_pb2_grpc.ReadModelServiceServicer):
-    def __init__(self, store: ReadModel) -> None:
+    def __init__(self, store: ReadModelStore) -> None:
         self._store = store
 
     async def GetOutcome(
@@ -148,7 +154,14 @@ class ReadModelServicer(readmodel_pb2_grpc.ReadModelServiceServicer):
             else "",
         )
 
-    async def _read(self, context: grpc.aio.ServicerContext, fn, *args, **kwargs):
+    async def _read(
+        self,
+        context: grpc.aio.ServicerContext,
+        fn: Callable[P, R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """``fn`` on a thread (SQLite blocks); a database error is UNAVAILABLE to the caller."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except sqlite3.Error as err:
@@ -166,7 +179,7 @@ async def _abort(
 class ReadApiServer:
     """The grpc.aio server: ReadModelService, gRPC health checking, server reflection."""
 
-    def __init__(self, store: ReadModel, address: str) -> None:
+    def __init__(self, store: ReadModelStore, address: str) -> None:
         self.address = address
         self.port: int | None = None
         self._server = grpc.aio.server()
@@ -187,7 +200,7 @@ class ReadApiServer:
     async def start(self) -> int:
         """Bind and serve; the bound port (useful when the address asks for port 0)."""
         try:
-            port = self._server.add_insecure_port(self.address)
+            port: int = self._server.add_insecure_port(self.address)
         except RuntimeError as err:
             raise OSError(f"cannot listen on {self.address}: {err}") from err
         if not port:

@@ -13,13 +13,15 @@
    absence from the listing: a ticket whose workflow is still running, or whose closed run is
    not listed yet, is neither rebuilt nor dropped. Rows that the running projection recorded
    during the rebuild (their ``seq`` is above the one noted at the start) are always kept.
-4. Swap the fresh file in atomically (`ReadModel.swap_in`). The last concurrent writes are merged
+4. Swap the fresh file in atomically (`ReadModelStore.swap_in`). The last concurrent writes are merged
    under the exclusive lock, so none is lost. The gRPC API keeps answering, from the old file
    before the swap and from the new one after it.
 
 A ticket that cannot be rebuilt is reported with the reason. A Temporal server that stops answering
-aborts the rebuild and leaves the current file untouched. Otherwise an outage would look like
-"every history is gone" and would replace a good view with an empty one.
+aborts the rebuild (``TemporalUnreachable``) and leaves the current file untouched. Otherwise an
+outage would look like "every history is gone" and would replace a good view with an empty one.
+Cancelling the rebuild leaves the current file untouched too, unless the swap has begun: the swap
+then completes and the rebuild returns its report.
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
-from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
-from ticketflow.contracts import DATA_CONVERTER, names
+from ticketflow.contracts import names
 from ticketflow.contracts.models import TicketOutcome
+from ticketflow.runtime import TemporalUnreachable
 
-from .store import ReadModel, StoredOutcome, rows_since
+from .store import ReadModelStore, StoredOutcome, rows_since
 
 __all__ = [
     "CLOSED_TICKETS_QUERY",
@@ -47,7 +49,6 @@ __all__ = [
     "NOT_LISTED",
     "RebuildReport",
     "TemporalUnreachable",
-    "connect_once",
     "rebuild",
 ]
 
@@ -64,10 +65,7 @@ _UNREACHABLE_CODES = {
     RPCStatusCode.CANCELLED,
 }
 _BATCH = 500
-
-
-class TemporalUnreachable(RuntimeError):
-    """Temporal did not answer (at connect or during the rebuild); nothing was replaced."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -113,22 +111,6 @@ class RebuildReport:
         return out
 
 
-async def connect_once(address: str, namespace: str, timeout_s: float) -> Client:
-    """One connection attempt under a deadline; raises `TemporalUnreachable`."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await Client.connect(
-                address,
-                namespace=namespace,
-                data_converter=DATA_CONVERTER,
-                connect_timeout=timedelta(seconds=timeout_s),
-            )
-    except (TimeoutError, RuntimeError, TemporalError, OSError) as err:
-        raise TemporalUnreachable(
-            f"Temporal at {address} (namespace {namespace}) is unreachable: {err or type(err).__name__}"
-        ) from err
-
-
 def _unreachable(err: RPCError) -> bool:
     return err.status in _UNREACHABLE_CODES
 
@@ -147,7 +129,7 @@ async def rebuild(
     start_seq = _safe(live.max_seq, 0)
     fresh_path = path.with_name(f"{path.name}.rebuild-{os.getpid()}")
     _remove_db(fresh_path)
-    fresh = ReadModel(fresh_path, shared_lock=False)
+    fresh = ReadModelStore(fresh_path, shared_lock=False)
     try:
         outcomes, failures, listed = await _fetch_all(client, concurrency, progress)
         report.executions = listed
@@ -187,17 +169,38 @@ async def rebuild(
         def last_writes(conn: sqlite3.Connection | None) -> None:
             if conn is None:
                 return
-            late = _safe(lambda: rows_since(conn, seen), [])
+            late: list[StoredOutcome] = _safe(lambda: rows_since(conn, seen), [])
             report.concurrent += len(late)
             for i in range(0, len(late), _BATCH):
                 fresh.put_many(late[i : i + _BATCH])
 
-        await asyncio.to_thread(live.swap_in, fresh, last_writes)
+        await _swap_to_the_end(live, fresh, last_writes)
     except BaseException:
         _remove_db(fresh_path)
         raise
     progress(f"rebuild: swapped the new view in at {path}")
     return report
+
+
+async def _swap_to_the_end(
+    live: ReadModelStore,
+    fresh: ReadModelStore,
+    last_writes: Callable[[sqlite3.Connection | None], None],
+) -> None:
+    """``live.swap_in(fresh, last_writes)`` on a thread, never abandoned halfway.
+
+    A thread cannot be stopped: if this coroutine were cancelled while the swap runs, the caller's
+    clean-up would delete the fresh file under it. So a cancellation waits for the swap, and is
+    then consumed (the rebuild is complete and returns its report).
+    """
+    swap = asyncio.ensure_future(asyncio.to_thread(live.swap_in, fresh, last_writes))
+    try:
+        await asyncio.shield(swap)
+    except asyncio.CancelledError:
+        await swap
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
 
 
 # What describing a ticket's workflow said: its latest run's status; None for NOT_FOUND (Temporal
@@ -306,9 +309,10 @@ async def _fetch_all(
         nonlocal pending
         while len(pending) > until:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            errors = [t.exception() for t in done if t.exception() is not None]
-            if errors:
-                raise errors[0]  # TemporalUnreachable, or a bug
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    raise error  # TemporalUnreachable, or a bug
 
     try:
         async for wf in client.list_workflows(CLOSED_TICKETS_QUERY):
@@ -335,17 +339,17 @@ async def _fetch_all(
     return outcomes, failures, listed
 
 
-def _open_live(path: Path, progress: Callable[[str], None]) -> ReadModel:
+def _open_live(path: Path, progress: Callable[[str], None]) -> ReadModelStore:
     try:
-        return ReadModel(path)
+        return ReadModelStore(path)
     except sqlite3.DatabaseError as err:
         progress(
             f"rebuild: the current {path} is unreadable ({err}); replacing it, carrying nothing over"
         )
-        return ReadModel(path, prepare=False)
+        return ReadModelStore(path, prepare=False)
 
 
-def _safe(fn, default):
+def _safe(fn: Callable[[], T], default: T) -> T:
     """Reads of the current file; an unreadable (corrupt) file counts as empty."""
     try:
         return fn()

@@ -1,0 +1,259 @@
+"""The real `ticketflow-projection` process: serve (with and without Temporal), SIGTERM, and
+rebuild's exit status when Temporal is unreachable.
+
+Temporal here runs no TicketWorkflow (that is core-worker's): a stand-in workflow calls
+record_outcome on the projection's queue, as the ticket workflow's last step does. The real
+workflow recording into the real process is tested in the root tests/test_projection_serve.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from temporalio import workflow
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
+from ticketflow import testkit
+from ticketflow.contracts import names
+from ticketflow.contracts.models import TicketOutcome
+from ticketflow.contracts.proto_convert import from_proto
+from ticketflow.projection.store import ReadModelStore
+from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
+
+from ._views import table
+
+LISTENING = re.compile(r"gRPC read API on (127\.0\.0\.1:\d+)")
+
+
+@pytest.fixture
+def dead_temporal() -> Iterator[str]:
+    """An address on 127.0.0.1 where nothing listens: the port is bound (so nobody else gets it)
+    but not listening, so every connection is refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def env_for(data_dir: Path, temporal: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+    return {
+        **base,
+        "TICKETFLOW_DATA_DIR": str(data_dir),
+        "TICKETFLOW_TEMPORAL_ADDRESS": temporal,
+        "TICKETFLOW_PROJECTION_ADDRESS": "127.0.0.1:0",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Serving:
+    def __init__(self, proc: asyncio.subprocess.Process, address: str, log: Path) -> None:
+        self.proc = proc
+        self.address = address
+        self.log = log
+        self.channel = grpc.aio.insecure_channel(address)
+        self.stub = readmodel_pb2_grpc.ReadModelServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def terminate(self) -> tuple[int, str]:
+        """SIGTERM, then the exit status and the rest of stdout."""
+        assert self.proc.stdout is not None
+        self.proc.send_signal(signal.SIGTERM)
+        out = await asyncio.wait_for(self.proc.stdout.read(), timeout=30)
+        return await self.proc.wait(), out.decode()
+
+
+@pytest.fixture
+async def serve_process(tmp_path: Path) -> AsyncIterator[Callable[[str], Awaitable[Serving]]]:
+    """Starts `python -m ticketflow.projection serve` against a Temporal address; returns once it
+    printed where its read API listens. Every process is killed after the test."""
+    started: list[Serving] = []
+
+    async def start(temporal: str) -> Serving:
+        log = tmp_path / f"projection-{len(started)}.log"
+        with log.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "ticketflow.projection",
+                "serve",
+                env=env_for(tmp_path / "var", temporal),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+            )
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        match = LISTENING.search(first.decode())
+        if not match:
+            proc.kill()
+            await proc.wait()
+            raise AssertionError(f"unexpected first line {first!r}; log: {log.read_text()}")
+        s = Serving(proc, match.group(1), log)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        await s.channel.close()
+        if s.proc.returncode is None:
+            s.proc.kill()
+            await s.proc.wait()
+
+
+async def test_read_api_serves_while_temporal_is_unreachable_and_sigterm_stops_it(
+    tmp_path: Path, dead_temporal: str, serve_process
+) -> None:
+    outcome = testkit.outcome("t-offline")
+    ReadModelStore(tmp_path / "var" / "readmodel.db").record(outcome, run_id="r")
+
+    s = await serve_process(dead_temporal)
+    resp = await s.stub.GetOutcome(readmodel_pb2.GetOutcomeRequest(ticket_id="t-offline"))
+    assert from_proto(resp.outcome, TicketOutcome) == outcome
+    check = await s.health.Check(health_pb2.HealthCheckRequest(service=""))
+    assert check.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def worker_retrying() -> bool:
+        return "waiting for Temporal" in s.log.read_text()
+
+    await testkit.eventually_async(worker_retrying, what="the worker retrying its connection")
+
+    code, out = await s.terminate()
+    assert code == 0, s.log.read_text()
+    assert "projection: stopped" in out
+
+
+@workflow.defn(name="RecordOutcomeStandIn")
+class RecordOutcomeStandIn:
+    """The ticket workflow's last step alone: record_outcome on the projection's queue."""
+
+    @workflow.run
+    async def run(self, outcome: TicketOutcome) -> bool:
+        changed: bool = await workflow.execute_activity(
+            names.RECORD_OUTCOME,
+            outcome,
+            task_queue=names.PROJECTION_QUEUE,
+            start_to_close_timeout=timedelta(seconds=10),
+            result_type=bool,
+        )
+        return changed
+
+
+async def test_serve_records_outcomes_sent_to_its_queue(
+    tmp_path: Path, dev_env: WorkflowEnvironment, worker_fleet, serve_process
+) -> None:
+    s = await serve_process(dev_env.client.service_client.config.target_host)
+    queue = f"stand-in-{testkit.fresh_id()}"
+    fleet = await worker_fleet(dev_env.client)
+    # Unsandboxed: the sandbox would re-import this test module by name.
+    fleet.add(queue, workflows=[RecordOutcomeStandIn], workflow_runner=UnsandboxedWorkflowRunner())
+    await fleet.start()
+    outcome = testkit.outcome(testkit.fresh_id())
+    handle = await dev_env.client.start_workflow(
+        RecordOutcomeStandIn.run, outcome, id=f"stand-in-{outcome.ticket_id}", task_queue=queue
+    )
+    assert await handle.result() is True  # returns after record_outcome succeeded
+
+    resp = await s.stub.GetOutcome(readmodel_pb2.GetOutcomeRequest(ticket_id=outcome.ticket_id))
+    assert from_proto(resp.outcome, TicketOutcome) == outcome
+    row = ReadModelStore(tmp_path / "var" / "readmodel.db").get(outcome.ticket_id)
+    assert row is not None and row.run_id == handle.result_run_id
+    code, out = await s.terminate()
+    assert code == 0, s.log.read_text()
+    assert "worker polling 'ticketflow-projection'" in out
+
+
+async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
+    tmp_path: Path, dead_temporal: str
+) -> None:
+    store = ReadModelStore(tmp_path / "var" / "readmodel.db")
+    store.record(testkit.outcome("t-keep"), run_id="r")
+    before = table(store)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.projection",
+        "rebuild",
+        "--connect-timeout",
+        "2",
+        env=env_for(tmp_path / "var", dead_temporal),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 1
+    assert "unreachable" in err.decode() and dead_temporal in err.decode()
+    assert "nothing was changed" in err.decode()
+    assert table(store) == before
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "says"),
+    [
+        ({"TICKETFLOW_LOG_LEVEL": "loud"}, ["serve"], "TICKETFLOW_LOG_LEVEL"),
+        ({}, ["rebuild", "--concurrency", "0"], "--concurrency"),
+    ],
+)
+async def test_bad_settings_or_arguments_exit_2_and_say_which(
+    tmp_path: Path, env: dict[str, str], args: list[str], says: str
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.projection",
+        *args,
+        env={**env_for(tmp_path / "var", "127.0.0.1:7233"), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 2
+    assert says in err.decode()
+
+
+async def test_a_database_it_cannot_use_stops_it_and_says_rebuild(
+    tmp_path: Path, dead_temporal: str
+) -> None:
+    db = tmp_path / "var" / "readmodel.db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"this is not a database" * 100)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.projection",
+        "serve",
+        env=env_for(tmp_path / "var", dead_temporal),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 1
+    assert str(db) in err.decode() and "ticketflow-projection rebuild" in err.decode()
+
+
+async def test_cli_help_names_the_subcommands() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.projection",
+        "--help",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0
+    text = out.decode()
+    assert "serve" in text and "rebuild" in text and "TICKETFLOW_PROJECTION_ADDRESS" in text
+    assert "TICKETFLOW_LOG_LEVEL" in text
