@@ -7,9 +7,10 @@ import os
 import pytest
 from pydantic import ValidationError
 from ticketflow.agent_worker import Settings
-from ticketflow.agent_worker.__main__ import EXIT_BAD_SETTINGS, main, parse_args
-from ticketflow.agent_worker.worker import QueueChoice
+from ticketflow.agent_worker.__main__ import main, parse_args
+from ticketflow.agent_worker.worker import VERSION, QueueChoice
 from ticketflow.contracts import ModelTier
+from ticketflow.runtime import EXIT_BAD_SETTINGS
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,7 @@ def test_defaults() -> None:
     assert (s.agent_rate_per_s, s.agent_max_concurrent) == (10.0, 8)
     assert (s.mock_failure_rate, s.mock_seed) == (0.0, 0)
     assert 0 <= s.mock_latency_ms <= 100
+    assert s.log_level == "INFO"
 
 
 def test_env_overrides_and_foreign_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,9 +37,11 @@ def test_env_overrides_and_foreign_variables_are_ignored(monkeypatch: pytest.Mon
     monkeypatch.setenv("TICKETFLOW_MOCK_LATENCY_MS", "0")
     monkeypatch.setenv("TICKETFLOW_MOCK_FAILURE_RATE", "1")
     monkeypatch.setenv("TICKETFLOW_MOCK_SEED", "-4")
+    monkeypatch.setenv("TICKETFLOW_LOG_LEVEL", "debug")
     monkeypatch.setenv("TICKETFLOW_HTTP_PORT", "8000")  # another service's variable
     s = Settings()
     assert s.temporal_address == "temporal.internal:7234" and s.namespace == "prod"
+    assert s.log_level == "DEBUG"
     assert (s.agent_rate_per_s, s.agent_max_concurrent) == (2.5, 3)
     assert (s.mock_latency_ms, s.mock_failure_rate, s.mock_seed) == (0, 1.0, -4)
 
@@ -57,6 +61,7 @@ def test_env_overrides_and_foreign_variables_are_ignored(monkeypatch: pytest.Mon
         ("MOCK_FAILURE_RATE", "1.5"),
         ("MOCK_FAILURE_RATE", "-0.1"),
         ("MOCK_SEED", "abc"),
+        ("LOG_LEVEL", "chatty"),
     ],
 )
 def test_out_of_range_values_are_refused(
@@ -67,15 +72,25 @@ def test_out_of_range_values_are_refused(
         Settings()
 
 
-def test_main_exits_non_zero_with_a_clear_message_on_bad_settings(
+def test_main_exits_2_naming_the_variable_on_bad_settings(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TICKETFLOW_MOCK_FAILURE_RATE", "2")
+    monkeypatch.setenv("TICKETFLOW_MOCK_FAILURE_RATE", "7.5")
+    monkeypatch.setenv("TICKETFLOW_AGENT_MAX_CONCURRENT", "-3")
     with pytest.raises(SystemExit) as exited:
         main([])
-    assert exited.value.code == EXIT_BAD_SETTINGS != 0
+    assert exited.value.code == EXIT_BAD_SETTINGS == 2
     err = capsys.readouterr().err
-    assert "invalid settings" in err and "TICKETFLOW_MOCK_FAILURE_RATE='2'" in err
+    assert "invalid settings" in err
+    assert "TICKETFLOW_MOCK_FAILURE_RATE" in err and "TICKETFLOW_AGENT_MAX_CONCURRENT" in err
+    assert "7.5" not in err and "-3" not in err  # values are never echoed (some are secrets)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ticketflow-agent-worker {VERSION}"
 
 
 def test_queue_argument() -> None:

@@ -4,132 +4,77 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping
 
 import pytest
-from pydantic import BaseModel
-from temporalio import workflow
-from temporalio.client import WorkflowFailureError
-from temporalio.common import RetryPolicy
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ticketflow.agent_worker import Settings
-from ticketflow.agent_worker.worker import QueueChoice, connect, serve
-from ticketflow.contracts import (
-    DATA_CONVERTER,
-    ActionKind,
-    Category,
-    Classification,
-    ClassifyInput,
-    Draft,
-    DraftReplyInput,
-    ModelTier,
-    Ticket,
-    names,
-)
-from ticketflow.launcher.devserver import free_port as unused_port
-from ticketflow.launcher.devserver import temporal_binary
+from ticketflow.agent_worker.worker import DIST_NAME, QueueChoice, serve
+from ticketflow.contracts import ActionKind, Category, ModelTier
+from ticketflow.runtime.pollers import ACTIVITY, polling
+from ticketflow.testkit import WorkerFleet, eventually_async, free_port
+
+from ._probe import TICKET, ProbeInput, ProbeResult, start_probe, start_probe_worker
+
+Fleet = Callable[[Client], Awaitable[WorkerFleet]]
 
 
-class ProbeInput(BaseModel):
-    task_queue: str
-    ticket: Ticket
-    max_attempts: int = 3
+@pytest.fixture
+async def probe_queue(dev_env: WorkflowEnvironment, worker_fleet: Fleet) -> str:
+    return await start_probe_worker(worker_fleet, dev_env.client)
 
 
-class ProbeResult(BaseModel):
-    classification: Classification
-    draft: Draft
+async def probe(env: WorkflowEnvironment, probe_queue: str, inp: ProbeInput) -> ProbeResult:
+    return await (await start_probe(env.client, probe_queue, inp)).result()
 
 
-@workflow.defn(name="AgentWorkerProbe")
-class ProbeWorkflow:
-    """Calls the agent activities by name, as the core workflow does."""
+async def until_polling(client: Client, serving: asyncio.Task[None], queues: list[str]) -> None:
+    """Until Temporal lists a poller of each agent queue ``serve`` runs (it must not have died)."""
 
-    @workflow.run
-    async def run(self, inp: ProbeInput) -> ProbeResult:
-        options = {
-            "task_queue": inp.task_queue,
-            "start_to_close_timeout": timedelta(seconds=30),
-            "heartbeat_timeout": timedelta(seconds=5),
-            "retry_policy": RetryPolicy(
-                initial_interval=timedelta(milliseconds=10), maximum_attempts=inp.max_attempts
-            ),
-        }
-        classification = await workflow.execute_activity(
-            names.CLASSIFY, ClassifyInput(ticket=inp.ticket), result_type=Classification, **options
-        )
-        draft = await workflow.execute_activity(
-            names.DRAFT_REPLY,
-            DraftReplyInput(ticket=inp.ticket, classification=classification),
-            result_type=Draft,
-            **options,
-        )
-        return ProbeResult(classification=classification, draft=draft)
+    async def polls() -> bool:
+        assert not serving.done(), f"serve ended early: {serving}"
+        return await polling(client, [(q, ACTIVITY) for q in queues])
+
+    await eventually_async(polls, timeout=30, what=f"agent workers polling {queues}")
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        port=unused_port(),  # below the ephemeral range: see launcher.devserver.free_port
-        dev_server_existing_path=temporal_binary(),
-        ip="127.0.0.1",
-        data_converter=DATA_CONVERTER,
-        dev_server_log_level="error",
-    )
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
-
-
-TICKET = Ticket(
-    ticket_id="t-probe",
-    customer_id="c-1",
-    subject="Refund",
-    body="Please give me my money back",
-    requested_refund_cents=4321,
-)
-
-
-async def probe(env: WorkflowEnvironment, inp: ProbeInput) -> ProbeResult:
-    queue = f"probe-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[ProbeWorkflow],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        return await env.client.execute_workflow(
-            ProbeWorkflow.run,
-            inp,
-            id=f"probe-{uuid.uuid4()}",
-            task_queue=queue,
-            result_type=ProbeResult,
-        )
-
-
-async def test_serve_answers_on_both_queues_and_stops_gracefully(env: WorkflowEnvironment) -> None:
-    queues = {tier: f"agent-{tier.value}-{uuid.uuid4()}" for tier in ModelTier}
-    settings = Settings(mock_latency_ms=0, agent_rate_per_s=50)
-    stop = asyncio.Event()
-    lines: list[str] = []
-    serving = asyncio.create_task(
+def start_serving(
+    env: WorkflowEnvironment,
+    settings: Settings,
+    queue: QueueChoice,
+    task_queues: Mapping[ModelTier, str],
+    stop: asyncio.Event,
+    lines: list[str],
+) -> asyncio.Task[None]:
+    return asyncio.create_task(
         serve(
             settings,
-            QueueChoice.BOTH,
+            queue,
             stop=stop,
-            task_queues=queues,
+            task_queues=task_queues,
             client=env.client,
             echo=lines.append,
         )
     )
+
+
+async def test_serve_answers_on_both_queues_and_stops_gracefully(
+    dev_env: WorkflowEnvironment, probe_queue: str
+) -> None:
+    queues = {tier: f"agent-{tier.value}-{uuid.uuid4()}" for tier in ModelTier}
+    settings = Settings(mock_latency_ms=0, agent_rate_per_s=50)
+    stop = asyncio.Event()
+    lines: list[str] = []
+    serving = start_serving(dev_env, settings, QueueChoice.BOTH, queues, stop, lines)
     try:
-        primary = await probe(env, ProbeInput(task_queue=queues[ModelTier.PRIMARY], ticket=TICKET))
+        await until_polling(dev_env.client, serving, list(queues.values()))
+        primary = await probe(
+            dev_env, probe_queue, ProbeInput(task_queue=queues[ModelTier.PRIMARY], ticket=TICKET)
+        )
         fallback = await probe(
-            env, ProbeInput(task_queue=queues[ModelTier.FALLBACK], ticket=TICKET)
+            dev_env, probe_queue, ProbeInput(task_queue=queues[ModelTier.FALLBACK], ticket=TICKET)
         )
     finally:
         stop.set()
@@ -151,24 +96,20 @@ async def test_serve_answers_on_both_queues_and_stops_gracefully(env: WorkflowEn
 
 
 async def test_transient_failures_reach_the_workflow_as_retryable_errors(
-    env: WorkflowEnvironment,
+    dev_env: WorkflowEnvironment, probe_queue: str
 ) -> None:
     queue = f"agent-primary-{uuid.uuid4()}"
     settings = Settings(mock_latency_ms=0, mock_failure_rate=1.0)
     stop = asyncio.Event()
-    serving = asyncio.create_task(
-        serve(
-            settings,
-            QueueChoice.PRIMARY,
-            stop=stop,
-            task_queues={ModelTier.PRIMARY: queue},
-            client=env.client,
-            echo=lambda _: None,
-        )
+    serving = start_serving(
+        dev_env, settings, QueueChoice.PRIMARY, {ModelTier.PRIMARY: queue}, stop, []
     )
     try:
+        await until_polling(dev_env.client, serving, [queue])
         with pytest.raises(WorkflowFailureError) as failed:
-            await probe(env, ProbeInput(task_queue=queue, ticket=TICKET, max_attempts=2))
+            await probe(
+                dev_env, probe_queue, ProbeInput(task_queue=queue, ticket=TICKET, max_attempts=2)
+            )
     finally:
         stop.set()
         await serving
@@ -182,10 +123,20 @@ async def test_transient_failures_reach_the_workflow_as_retryable_errors(
     assert "attempt 2" in cause.message
 
 
-async def test_connect_reports_progress_and_gives_up_when_asked() -> None:
+async def test_serve_says_it_waits_for_temporal_and_a_stop_ends_the_wait() -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
     stop = asyncio.Event()
-    stop.set()
     lines: list[str] = []
-    client = await connect(Settings(temporal_address="127.0.0.1:1"), stop=stop, echo=lines.append)
-    assert client is None
-    assert lines and lines[0].startswith("waiting for Temporal at 127.0.0.1:1 (attempt 1")
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        stop.set()  # as a SIGTERM would, once the first attempt has failed
+
+    # A liveness bound, not a speed threshold: without the stop it would wait forever.
+    await asyncio.wait_for(
+        serve(Settings(temporal_address=address), QueueChoice.BOTH, stop=stop, echo=echo), 30
+    )
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{DIST_NAME}: waiting for Temporal at {address} (attempt 1")
+    assert "TICKETFLOW_TEMPORAL_ADDRESS" in lines[0]
+    assert lines[1] == f"{DIST_NAME}: stopped before Temporal answered"

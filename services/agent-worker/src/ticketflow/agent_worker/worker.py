@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +11,8 @@ from enum import StrEnum
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from ticketflow.contracts import DATA_CONVERTER, ModelTier, names
+from ticketflow.contracts import ModelTier, names
+from ticketflow.runtime import connect, package_version
 
 from .activities import AgentActivities
 from .agent import Agent
@@ -22,21 +22,20 @@ from .settings import Settings
 __all__ = [
     "DIST_NAME",
     "GRACEFUL_SHUTDOWN_TIMEOUT",
+    "VERSION",
     "QueueChoice",
     "build_worker",
-    "connect",
     "make_agent",
-    "package_version",
     "serve",
     "task_queue_for",
+    "worker_identity",
 ]
 
 DIST_NAME = "ticketflow-agent-worker"
+VERSION = package_version(DIST_NAME)
 # In-flight model calls get this long to finish after SIGTERM, then they are cancelled (and retried
 # by Temporal on another worker). Short enough for a rolling restart, longer than a mock call.
 GRACEFUL_SHUTDOWN_TIMEOUT = timedelta(seconds=10)
-CONNECT_RETRY_INITIAL_S = 0.5
-CONNECT_RETRY_MAX_S = 5.0
 
 Echo = Callable[[str], None]
 
@@ -57,10 +56,6 @@ class QueueChoice(StrEnum):
         if self is QueueChoice.BOTH:
             return (ModelTier.PRIMARY, ModelTier.FALLBACK)
         return (ModelTier(self.value),)
-
-
-def package_version() -> str:
-    return importlib.metadata.version(DIST_NAME)
 
 
 def task_queue_for(tier: ModelTier) -> str:
@@ -97,41 +92,14 @@ def build_worker(
             settings.agent_rate_per_s if tier is ModelTier.PRIMARY else None
         ),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN_TIMEOUT,
-        identity=(
-            f"{DIST_NAME}/{package_version()} {tier.value} {os.getpid()}@{socket.gethostname()}"
-        ),
+        identity=worker_identity(tier),
     )
 
 
-async def connect(
-    settings: Settings, *, stop: asyncio.Event | None = None, echo: Echo = _print
-) -> Client | None:
-    """Connect, retrying with backoff until Temporal answers; ``None`` if ``stop`` is set first."""
-    delay = CONNECT_RETRY_INITIAL_S
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.namespace,
-                data_converter=DATA_CONVERTER,
-            )
-        except RuntimeError as err:  # the SDK's "Failed client connect: ..."
-            echo(
-                f"waiting for Temporal at {settings.temporal_address} (attempt {attempt}, "
-                f"next in {delay:.1f}s): {err}"
-            )
-        if stop is None:
-            await asyncio.sleep(delay)
-        else:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-            else:
-                return None
-        delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+def worker_identity(tier: ModelTier, pid: int | None = None) -> str:
+    """How Temporal lists this process's worker of ``tier`` among a queue's pollers."""
+    pid = os.getpid() if pid is None else pid
+    return f"{DIST_NAME}/{VERSION} {tier.value} {pid}@{socket.gethostname()}"
 
 
 def describe(settings: Settings, queue: QueueChoice, task_queues: Mapping[ModelTier, str]) -> str:
@@ -147,7 +115,7 @@ def describe(settings: Settings, queue: QueueChoice, task_queues: Mapping[ModelT
             f"{task_queues[tier]} ({tier.value} {make_agent(settings, tier).name}: {limits})"
         )
     return (
-        f"{DIST_NAME} {package_version()} polling {' and '.join(parts)} on "
+        f"{DIST_NAME} {VERSION} polling {' and '.join(parts)} on "
         f"{settings.temporal_address} namespace {settings.namespace}; mock latency "
         f"{settings.mock_latency_ms:g} ms, failure rate {settings.mock_failure_rate:g}, "
         f"seed {settings.mock_seed}"
@@ -165,12 +133,23 @@ async def serve(
 ) -> None:
     """Run the workers of ``queue`` until ``stop`` is set, then shut them down gracefully.
 
-    Raises the first worker failure (for example an unknown namespace) after shutting all down.
-    ``task_queues`` and ``client`` exist for tests (a fresh queue per test, a shared server).
+    Until then it waits for Temporal, saying so through ``echo`` after each failed attempt; a stop
+    ends the wait at once, also in the middle of an attempt. Raises the first worker failure (for
+    example an unknown namespace) after shutting all down. ``task_queues`` and ``client`` exist
+    for tests (a fresh queue per test, a shared server).
     """
     if client is None:
-        client = await connect(settings, stop=stop, echo=echo)
+        client = await connect(
+            settings.temporal_address,
+            settings.namespace,
+            stop=stop,
+            progress=lambda line: echo(
+                f"{DIST_NAME}: {line}; start it (`ticketflow up`) or set "
+                "TICKETFLOW_TEMPORAL_ADDRESS"
+            ),
+        )
         if client is None:
+            echo(f"{DIST_NAME}: stopped before Temporal answered")
             return
     queues = {tier: task_queue_for(tier) for tier in ModelTier} | dict(task_queues or {})
     workers: Sequence[Worker] = [
