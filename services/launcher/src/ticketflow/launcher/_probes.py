@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from datetime import timedelta
 
-from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from ticketflow.runtime import pollers
+from ticketflow.runtime.net import port_is_open
 
-from .devserver import port_is_open
+from ._child import Probe
 
-__all__ = ["TemporalPollers", "http_ok", "tcp_open"]
+__all__ = ["TemporalPollers", "all_of", "http_ok", "tcp_open"]
 
 
 def tcp_open(host: str, port: int) -> bool:
@@ -27,17 +25,25 @@ def http_ok(url: str) -> bool:
     """True on an HTTP 2xx answer (e.g. the api's /readyz, which is 503 until Temporal answers)."""
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:
-            return 200 <= response.status < 300
+            status: int = response.status
     except (urllib.error.URLError, OSError):
         return False
+    return 200 <= status < 300
+
+
+def all_of(*probes: Probe) -> Probe:
+    """Ready when every probe is, asked in order (a cheap one first spares the others)."""
+    return lambda: all(probe() for probe in probes)
 
 
 class TemporalPollers:
-    """Asks Temporal whether a worker started after a given moment polls a task queue.
+    """Asks Temporal whether a worker started after a given moment polls its task queues.
 
     A worker counts as ready once it polls: that is when Temporal can hand it work. Comparing the
     poller's last access with the worker's start time ignores pollers of a previous run, without
-    relying on how a worker names its identity.
+    relying on how a worker names its identity. The answer comes from
+    ``ticketflow.runtime.pollers.polling``; this class only makes it a synchronous probe, on an
+    event loop of its own that keeps one client across calls.
     """
 
     def __init__(self, address: str, namespace: str) -> None:
@@ -49,35 +55,25 @@ class TemporalPollers:
     def close(self) -> None:
         self._loop.close()
 
+    def probe(
+        self, queues: Iterable[tuple[str, pollers.QueueKind]], *, since_epoch_s: float
+    ) -> Probe:
+        """A probe of ``polled_since(queues, since_epoch_s)``."""
+        return functools.partial(self.polled_since, tuple(queues), since_epoch_s)
+
     def polled_since(
-        self, queues: Iterable[tuple[str, TaskQueueType.ValueType]], since_epoch_s: float
+        self, queues: Iterable[tuple[str, pollers.QueueKind]], since_epoch_s: float
     ) -> bool:
-        """True when every (queue, type) has a poller seen at or after ``since_epoch_s``."""
+        """True when every (queue, kind) has a poller seen at or after ``since_epoch_s``."""
         return self._loop.run_until_complete(self._polled_since(list(queues), since_epoch_s))
 
     async def _polled_since(
-        self, queues: list[tuple[str, TaskQueueType.ValueType]], since_epoch_s: float
+        self, queues: list[tuple[str, pollers.QueueKind]], since_epoch_s: float
     ) -> bool:
         if self._client is None:
+            # One short attempt, not ticketflow.runtime.connect's backoff: the supervisor polls
+            # this probe again shortly and prints the progress of the wait itself.
             self._client = await asyncio.wait_for(
                 Client.connect(self.address, namespace=self.namespace), timeout=2.0
             )
-        since = Timestamp()
-        since.FromNanoseconds(int(since_epoch_s * 1e9))
-        for queue, queue_type in queues:
-            response = await self._client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=self.namespace,
-                    task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-                    task_queue_type=queue_type,
-                ),
-                timeout=timedelta(seconds=2),
-            )
-            fresh = [
-                p
-                for p in response.pollers
-                if p.last_access_time.ToNanoseconds() >= since.ToNanoseconds()
-            ]
-            if not fresh:
-                return False
-        return True
+        return await pollers.polling(self._client, queues, since_epoch_s=since_epoch_s)

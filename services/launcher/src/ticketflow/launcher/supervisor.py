@@ -29,23 +29,26 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 from . import statefile
+from ._child import PDEATHSIG_WRAPPER, Child, ChildSpec, Probe, describe_exit, spawn
+from ._output import Output
+from ._stop_signals import STOP_SIGNALS, StopSignals
 
 __all__ = [
+    "PDEATHSIG_WRAPPER",
+    "STOP_SIGNALS",
     "Child",
     "ChildExitedError",
     "ChildSpec",
     "NotReadyError",
+    "Probe",
     "Stage",
     "StopRequestedError",
     "Supervisor",
@@ -53,22 +56,7 @@ __all__ = [
     "describe_exit",
 ]
 
-Probe = Callable[[], bool]
-Stage = Sequence["ChildSpec"] | Callable[[], None]
-
-# A wrapper such as `uv run` forwards the SIGINT its child already got from the terminal's process
-# group when it is not on a TTY: the same Ctrl-C arrives twice within milliseconds. Only a signal
-# later than this counts as "asked again".
-DUPLICATE_SIGNAL_WINDOW_S = 1.0
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-# Linux: children are started through this wrapper, which sets their parent-death signal and execs.
-PDEATHSIG_WRAPPER: Path | None = (
-    Path(__file__).with_name("_pdeathsig.py") if sys.platform.startswith("linux") else None
-)
-
-_COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
+Stage = Sequence[ChildSpec] | Callable[[], None]
 
 
 class SupervisorError(Exception):
@@ -90,56 +78,6 @@ class StopRequestedError(SupervisorError):
     def __init__(self, signum: int) -> None:
         super().__init__(f"stop requested ({signal.Signals(signum).name})")
         self.signum = signum
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"was killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"was killed by signal {-returncode}"
-    return f"exited with code {returncode}"
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """What to run. ``env`` None inherits the supervisor's environment."""
-
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str] | None = None
-    cwd: str | None = None
-    ready: Probe | None = None
-    ready_what: str = ""  # shown in progress lines, e.g. "http://127.0.0.1:8000/readyz"
-    stop_wave: int = 0  # lower waves stop first
-    quiet_when_stopping: bool = False  # drop its output once asked to stop (shutdown chatter)
-
-
-@dataclass
-class Child:
-    spec: ChildSpec
-    process: subprocess.Popen[bytes]
-    started_at: float
-    pump: threading.Thread | None = None
-    ready: bool = False
-    exit_expected: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def signal_group(self, sig: signal.Signals) -> None:
-        # The child is its process group's leader, so its pid is the group id. The group outlives
-        # a leader that exits first, which is how stragglers it left behind are still reached.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, sig)
 
 
 class Supervisor:
@@ -165,87 +103,38 @@ class Supervisor:
         self.grace_period = grace_period
         self.state_file = state_file
         self.state_owner = state_owner
-        self.out = out if out is not None else sys.stdout
-        self.name_width = name_width
-        if color is None:
-            color = (
-                hasattr(self.out, "isatty") and self.out.isatty() and "NO_COLOR" not in os.environ
-            )
-        self.color = color
+        self.output = Output(
+            out if out is not None else sys.stdout,
+            name_width=name_width,
+            color=color,
+            own_name="ticketflow",
+        )
         self.progress_every = progress_every
         self.poll_interval = poll_interval
         self.children: list[Child] = []
         self.exit_codes: dict[str, int] = {}  # filled by stop()
-        self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._stop_signal: int | None = None
-        self._hurry = threading.Event()
-        self._first_signal_at = 0.0
-        self._stopping = False
-        self._previous_handlers: dict[int, object] = {}
+        self._signals = StopSignals(self._wake)
         self._records: list[statefile.ProcessRecord] = []
         self._owner_record = statefile.process_record(state_owner, os.getpid())
         self._boot_id = statefile.boot_id()
 
-    # -- output ---------------------------------------------------------------------------------
-
-    def _prefix(self, name: str, index: int) -> str:
-        label = f"{name:<{self.name_width}} |"
-        if self.color:
-            return f"\x1b[{_COLORS[index % len(_COLORS)]}m{label}\x1b[0m"
-        return label
+    # -- output and signals ---------------------------------------------------------------------
 
     def emit(self, prefix: str, line: str) -> None:
-        with self._lock:
-            try:
-                self.out.write(f"{prefix} {line}\n" if prefix else f"{line}\n")
-                self.out.flush()
-            except (OSError, ValueError):
-                pass  # a closed stdout must not take the supervisor down
+        self.output.emit(prefix, line)
 
     def log(self, message: str) -> None:
         """A line from the supervisor itself."""
-        self.emit(f"{'ticketflow':<{self.name_width}} |", message)
-
-    def _pump(self, child: Child, index: int) -> None:
-        prefix = self._prefix(child.name, index)
-        stream = child.process.stdout
-        assert stream is not None
-        with stream:
-            for raw in iter(stream.readline, b""):
-                if child.exit_expected and child.spec.quiet_when_stopping:
-                    continue
-                self.emit(prefix, raw.decode(errors="replace").rstrip("\r\n"))
-        child.process.wait()
-        self._wake.set()
-
-    # -- signals --------------------------------------------------------------------------------
-
-    def install_signal_handlers(self) -> None:
-        for sig in STOP_SIGNALS:
-            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
-
-    def restore_signal_handlers(self) -> None:
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-        self._previous_handlers.clear()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if self._stop_signal is None and not self._stopping:
-            self._stop_signal = signum
-            self._first_signal_at = now
-        elif now - self._first_signal_at >= DUPLICATE_SIGNAL_WINDOW_S:
-            self._hurry.set()  # asked again: do not wait out the grace period
-        self._wake.set()
+        self.output.log(message)
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
         """Ask ``wait()``/``wait_ready()`` to return, as a signal would (usable from any thread)."""
-        self._on_signal(signum, None)
+        self._signals.handle(signum)
 
     @property
     def stop_signal(self) -> int | None:
-        return self._stop_signal
+        return self._signals.received
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -261,49 +150,38 @@ class Supervisor:
             self.log(f"could not handle {self.state_file}: {err}")
 
     def start(self, spec: ChildSpec) -> Child:
-        if self._stop_signal is not None:
-            raise StopRequestedError(self._stop_signal)
-        env = dict(os.environ if spec.env is None else spec.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")  # stream Python children's logs as they happen
-        argv = list(spec.argv)
-        if PDEATHSIG_WRAPPER is not None:
-            # PR_SET_PDEATHSIG fires when the parent *thread* ends: start children from the thread
-            # that lives as long as the process.
-            if threading.current_thread() is not threading.main_thread():
-                raise RuntimeError("Supervisor.start() must be called from the main thread")
-            lc_ctype = f"={env['LC_CTYPE']}" if "LC_CTYPE" in env else "-"
-            wrapper = [sys.executable, "-I", "-S", str(PDEATHSIG_WRAPPER), str(os.getpid())]
-            argv = [*wrapper, lc_ctype, *argv]
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=spec.cwd,
-            start_new_session=True,
-        )
+        if self.stop_signal is not None:
+            raise StopRequestedError(self.stop_signal)
+        process = spawn(spec)
         child = Child(spec=spec, process=process, started_at=time.monotonic())
         index = len(self.children)
         self.children.append(child)
-        if self.state_file is not None:
-            self._records.append(statefile.process_record(spec.name, process.pid))
-            try:
-                statefile.write_state(
-                    self.state_file, self._records, owner=self._owner_record, boot=self._boot_id
-                )
-            except OSError as err:
-                self.log(f"could not write {self.state_file}: {err}")
+        self._record(child)
         child.pump = threading.Thread(
-            target=self._pump, args=(child, index), name=f"pump-{spec.name}", daemon=True
+            target=self.output.pump,
+            args=(child, index, self._wake.set),
+            name=f"pump-{spec.name}",
+            daemon=True,
         )
         child.pump.start()
         self.log(f"started {spec.name} (pid {process.pid}): {' '.join(spec.argv)}")
         return child
 
+    def _record(self, child: Child) -> None:
+        """List the child in the state file, so that the next start can stop it if we cannot."""
+        if self.state_file is None:
+            return
+        self._records.append(statefile.process_record(child.name, child.pid))
+        try:
+            statefile.write_state(
+                self.state_file, self._records, owner=self._owner_record, boot=self._boot_id
+            )
+        except OSError as err:
+            self.log(f"could not write {self.state_file}: {err}")
+
     def _check_running(self) -> None:
-        if self._stop_signal is not None:
-            raise StopRequestedError(self._stop_signal)
+        if self.stop_signal is not None:
+            raise StopRequestedError(self.stop_signal)
         for child in self.children:
             code = child.process.poll()
             if code is not None and not child.exit_expected:
@@ -332,7 +210,7 @@ class Supervisor:
                 return
             now = time.monotonic()
             if now >= deadline:
-                waiting = ", ".join(_waiting_for(c) for c in pending)
+                waiting = ", ".join(c.waiting_for() for c in pending)
                 raise NotReadyError(
                     f"not ready after {timeout:.0f}s: {waiting} (see the output above)"
                 )
@@ -355,36 +233,37 @@ class Supervisor:
 
     def stop(self) -> None:
         """Stop every child: SIGTERM per wave, SIGKILL after the grace period; reap everything."""
-        self._stopping = True
-        waves = sorted({c.spec.stop_wave for c in self.children})
-        for wave in waves:
-            group = [c for c in self.children if c.spec.stop_wave == wave]
-            for child in group:
-                child.exit_expected = True
-                if child.alive():
-                    self.log(f"stopping {child.name} (pid {child.pid})")
-                    child.signal_group(signal.SIGTERM)
-            deadline = time.monotonic() + self.grace_period
-            while any(c.alive() for c in group):
-                if time.monotonic() >= deadline:
-                    break
-                if self._hurry.is_set():
-                    self.log("asked again: not waiting for the grace period")
-                    break
-                self._wake.wait(0.05)
-                self._wake.clear()
-            for child in group:
-                if child.alive():
-                    self.log(f"{child.name} did not stop in {self.grace_period:.0f}s: SIGKILL")
-                    child.signal_group(signal.SIGKILL)
-                child.process.wait()
-                child.signal_group(signal.SIGKILL)  # anything it left behind in its group
-                if child.pump is not None:
-                    child.pump.join(timeout=2.0)
+        self._signals.stopping = True
+        for wave in sorted({c.spec.stop_wave for c in self.children}):
+            self._stop_wave([c for c in self.children if c.spec.stop_wave == wave])
         self.exit_codes = {c.name: c.process.returncode for c in self.children}
         if self.state_file is not None:
             with contextlib.suppress(OSError):  # every child is reaped: nothing left to stop
                 statefile.remove_state(self.state_file)
+
+    def _stop_wave(self, group: list[Child]) -> None:
+        for child in group:
+            child.exit_expected = True
+            if child.alive():
+                self.log(f"stopping {child.name} (pid {child.pid})")
+                child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_period
+        while any(c.alive() for c in group):
+            if time.monotonic() >= deadline:
+                break
+            if self._signals.hurry.is_set():
+                self.log("asked again: not waiting for the grace period")
+                break
+            self._wake.wait(0.05)
+            self._wake.clear()
+        for child in group:
+            if child.alive():
+                self.log(f"{child.name} did not stop in {self.grace_period:.0f}s: SIGKILL")
+                child.signal_group(signal.SIGKILL)
+            child.process.wait()
+            child.signal_group(signal.SIGKILL)  # anything it left behind in its group
+            if child.pump is not None:
+                child.pump.join(timeout=2.0)
 
     def run(self, stages: Sequence[Stage], *, ready_timeout: float = 60.0) -> int:
         """Run the stages in order, then supervise until a signal arrives or a child dies.
@@ -395,7 +274,7 @@ class Supervisor:
         child died, did not become ready, or a stage failed. Every child is stopped before it
         returns.
         """
-        self.install_signal_handlers()
+        self._signals.install()
         try:
             for stage in stages:
                 if callable(stage):
@@ -415,11 +294,11 @@ class Supervisor:
             self.log(f"{err}; stopping everything")
             return 1
         finally:
-            if self._stop_signal is not None:
-                self.log(f"{signal.Signals(self._stop_signal).name} received: stopping everything")
+            if self.stop_signal is not None:
+                self.log(f"{signal.Signals(self.stop_signal).name} received: stopping everything")
             self.stop()
             self.log(f"all {len(self.children)} processes stopped")
-            self.restore_signal_handlers()
+            self._signals.restore()
 
 
 def _probe(probe: Probe) -> bool:
@@ -427,7 +306,3 @@ def _probe(probe: Probe) -> bool:
         return bool(probe())
     except Exception:
         return False
-
-
-def _waiting_for(child: Child) -> str:
-    return f"{child.name} ({child.spec.ready_what})" if child.spec.ready_what else child.name

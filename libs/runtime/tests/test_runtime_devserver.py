@@ -1,13 +1,10 @@
-"""devserver.py: the dev server's command line, port helpers, and a real dev server on a db file."""
+"""The embedded dev server: its command line, its binary, and real servers started with it
+(persistent on a db file across restarts, two side by side)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,19 +14,13 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from ticketflow.contracts import names, search_attributes
-from ticketflow.launcher.devserver import (
-    DevServer,
-    SearchAttributeConflictError,
+from ticketflow.runtime.devserver import (
     TemporalBinaryNotFoundError,
     dev_server_command,
-    ensure_search_attributes,
-    free_port,
-    parse_address,
-    port_is_free,
-    port_is_open,
     temporal_binary,
-    wait_for_port,
 )
+from ticketflow.runtime.net import port_is_open
+from ticketflow.testkit import DevServer, eventually, eventually_async, free_port
 
 
 def _flag_values(cmd: list[str], flag: str) -> list[str]:
@@ -97,55 +88,10 @@ def test_temporal_binary_missing_says_what_to_do(
         temporal_binary()
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:7233", ("127.0.0.1", 7233)),
-        ("localhost:80", ("localhost", 80)),
-        ("[::1]:50052", ("::1", 50052)),
-        (" temporal:7233 ", ("temporal", 7233)),
-    ],
-)
-def test_parse_address(text: str, expected: tuple[str, int]) -> None:
-    assert parse_address(text) == expected
-
-
-@pytest.mark.parametrize("text", ["127.0.0.1", "127.0.0.1:x", ":7233", "h:0", "h:70000"])
-def test_parse_address_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="port"):
-        parse_address(text)
-
-
-def test_parse_address_default_port() -> None:
-    assert parse_address("temporal", default_port=7233) == ("temporal", 7233)
-
-
-def test_port_helpers() -> None:
-    port = free_port()
-    assert port_is_free("127.0.0.1", port)
-    assert not port_is_open("127.0.0.1", port)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", port))
-        listener.listen()
-        assert not port_is_free("127.0.0.1", port)
-        assert port_is_open("127.0.0.1", port)
-        wait_for_port("127.0.0.1", port, time.monotonic() + 10)
-
-
-def test_wait_for_port_deadline_and_dead_process() -> None:
-    port = free_port()
-    with pytest.raises(TimeoutError):
-        wait_for_port("127.0.0.1", port, time.monotonic())
-    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"])
-    process.wait()
-    with pytest.raises(RuntimeError, match="code 4"):
-        wait_for_port("127.0.0.1", port, time.monotonic() + 60, process=process)
-
-
-async def _custom_attributes(address: str, namespace: str = "default") -> dict[str, int]:
-    client = await Client.connect(address, namespace=namespace)
+async def _custom_attributes(address: str) -> dict[str, int]:
+    client = await Client.connect(address)
     listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
+        ListSearchAttributesRequest(namespace="default")
     )
     return dict(listed.custom_attributes)
 
@@ -154,21 +100,18 @@ async def _custom_attributes(address: str, namespace: str = "default") -> dict[s
 async def test_dev_server_persists_and_restarts_on_the_same_db(tmp_path: Path) -> None:
     db = tmp_path / "temporal.db"
     port = free_port()
-    workflow_id = f"launcher-devserver-{uuid.uuid4().hex}"
+    workflow_id = f"runtime-devserver-{uuid.uuid4().hex}"
 
     with DevServer(db_filename=db, port=port) as server:
         assert server.process is not None
         attrs = await _custom_attributes(server.address)
         assert attrs.get(names.TICKET_STATUS_SA) == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        assert (
-            await ensure_search_attributes(server.address, "default", time.monotonic() + 30) == []
-        )
         client = await Client.connect(server.address)
         # No worker polls this queue: the execution just stays open, persisted in the db file.
         await client.start_workflow(
-            "LauncherTestNoSuchWorkflow",
+            "RuntimeTestNoSuchWorkflow",
             id=workflow_id,
-            task_queue=f"launcher-test-{uuid.uuid4().hex}",
+            task_queue=f"runtime-test-{uuid.uuid4().hex}",
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(search_attributes.TICKET_STATUS, "RECEIVED")]
             ),
@@ -177,7 +120,7 @@ async def test_dev_server_persists_and_restarts_on_the_same_db(tmp_path: Path) -
     assert server.process.returncode is not None
     assert not port_is_open("127.0.0.1", port)
 
-    # Same db file, same flags (including --search-attribute TicketStatus=Keyword) again.
+    # Same db file, same flags (including --search-attribute TicketStatus=Keyword) again: a no-op.
     with DevServer(db_filename=db, port=port) as server:
         assert server.process is not None and server.process.pid != first_pid
         attrs = await _custom_attributes(server.address)
@@ -188,37 +131,14 @@ async def test_dev_server_persists_and_restarts_on_the_same_db(tmp_path: Path) -
         assert description.typed_search_attributes.get(search_attributes.TICKET_STATUS) == (
             "RECEIVED"
         )
-        # Visibility is eventually consistent: poll with a deadline.
         query = f"{names.TICKET_STATUS_SA} = 'RECEIVED' AND WorkflowId = '{workflow_id}'"
-        deadline = time.monotonic() + 30
-        while not [wf.id async for wf in client.list_workflows(query)]:
-            assert time.monotonic() < deadline, f"{workflow_id} not listed by {query}"
-            await asyncio.sleep(0.1)
+
+        async def listed() -> list[str]:
+            return [wf.id async for wf in client.list_workflows(query)]
+
+        # Visibility is eventually consistent.
+        assert await eventually_async(listed, timeout=30, what=query) == [workflow_id]
     assert not port_is_open("127.0.0.1", port)
-
-
-@pytest.mark.integration
-async def test_ensure_search_attributes_registers_missing_and_detects_conflicts(
-    tmp_path: Path,
-) -> None:
-    with DevServer(log_path=tmp_path / "devserver.log") as server:
-        deadline = time.monotonic() + 30
-        extra = {"LauncherTestAttr": "KeywordList"}
-        assert await ensure_search_attributes(server.address, "default", deadline, extra) == [
-            "LauncherTestAttr"
-        ]
-        assert await ensure_search_attributes(server.address, "default", deadline, extra) == []
-        attrs = await _custom_attributes(server.address)
-        assert attrs["LauncherTestAttr"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
-        with pytest.raises(SearchAttributeConflictError, match="TicketStatus"):
-            await ensure_search_attributes(
-                server.address, "default", deadline, {names.TICKET_STATUS_SA: "Int"}
-            )
-
-
-async def test_ensure_search_attributes_times_out_without_a_server() -> None:
-    with pytest.raises(TimeoutError, match="did not list"):
-        await ensure_search_attributes(f"127.0.0.1:{free_port()}", "default", time.monotonic() + 1)
 
 
 @pytest.mark.integration
@@ -229,13 +149,13 @@ async def test_two_dev_servers_side_by_side(tmp_path: Path) -> None:
         DevServer(db_filename=tmp_path / "a.db", headless=False) as a,
         DevServer(db_filename=tmp_path / "b.db", headless=False) as b,
     ):
-        assert a.ui_port is not None and b.ui_port is not None
         for server in (a, b):
             assert server.process is not None and server.process.poll() is None
-            attrs = await _custom_attributes(server.address)
-            assert names.TICKET_STATUS_SA in attrs
+            assert names.TICKET_STATUS_SA in await _custom_attributes(server.address)
             ui_port = server.ui_port
-            deadline = time.monotonic() + 30
-            while not port_is_open("127.0.0.1", ui_port):
-                assert time.monotonic() < deadline, f"no web UI on {ui_port}"
-                await asyncio.sleep(0.05)
+            assert ui_port is not None
+            eventually(
+                lambda ui_port=ui_port: port_is_open("127.0.0.1", ui_port),
+                timeout=30,
+                what=f"the web UI on {ui_port}",
+            )

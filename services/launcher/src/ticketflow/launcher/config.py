@@ -1,0 +1,164 @@
+"""What `ticketflow up` is told, and the stack that describes.
+
+- ``LauncherSettings``: the ``TICKETFLOW_*`` variables it reads, loaded once by
+  ``ticketflow.runtime.load_settings`` (a bad value: exit code 2, the variable named, its value
+  never echoed). Every variable also passes through to the services unchanged.
+- ``UpOptions``: the command-line options of ``ticketflow up``.
+- ``StackConfig``: both combined into the ports, addresses and data dir of one stack, with the
+  checks that need both (``stack_config``), and ``check_ports``: every port free before anything
+  starts. Both raise ``UsageError`` with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+from ticketflow.runtime import ServiceSettings
+from ticketflow.runtime.devserver import UI_PORT_OFFSET
+from ticketflow.runtime.net import parse_address, port_is_free
+
+__all__ = [
+    "LOOPBACK",
+    "LauncherSettings",
+    "StackConfig",
+    "UpOptions",
+    "UsageError",
+    "check_ports",
+    "stack_config",
+]
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+class UsageError(Exception):
+    """A setting is wrong or a port is taken: the message says what to change."""
+
+
+class LauncherSettings(ServiceSettings):
+    """``TICKETFLOW_TEMPORAL_ADDRESS``, ``_NAMESPACE``, ``_LOG_LEVEL`` (from ``ServiceSettings``)
+    and the variables below; an empty variable counts as unset."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, str_strip_whitespace=True)
+
+    data_dir: Path = Path("var")
+    http_port: Port = 8000
+    grpc_port: Port = 50051
+    projection_address: str = "127.0.0.1:50052"
+    approver_tokens: SecretStr | None = None  # only whether it is set matters here
+
+    @field_validator("projection_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        try:
+            parse_address(value)
+        except ValueError:
+            raise ValueError("expected host:port with a port in 1..65535") from None
+        return value
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """The options of ``ticketflow up`` besides ``--data-dir`` (which overrides a setting)."""
+
+    external_temporal: bool = False
+    headless: bool = False
+    temporal_ui_port: int | None = None
+    ready_timeout: float = 60.0
+    grace_period: float = 10.0
+    bin_dir: Path | None = None  # the services' console scripts; None: next to this Python
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where one stack lives and listens."""
+
+    data_dir: Path  # absolute
+    temporal_port: int
+    namespace: str
+    ui_port: int | None  # None: no Temporal web UI
+    http_port: int
+    grpc_port: int
+    projection_host: str
+    projection_port: int
+    external_temporal: str | None  # an address when not starting the dev server
+    approver_tokens_given: bool  # False: `ticketflow up` makes a dev token
+
+    @property
+    def temporal_address(self) -> str:
+        return self.external_temporal or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def projection_address(self) -> str:
+        return f"{self.projection_host}:{self.projection_port}"
+
+
+def stack_config(settings: LauncherSettings, options: UpOptions) -> StackConfig:
+    """Combine settings and options; raise ``UsageError`` for what cannot run on this machine."""
+    t_host, t_port = parse_address(settings.temporal_address)
+    external = None
+    if options.external_temporal:
+        external = f"{t_host}:{t_port}"
+    elif t_host not in LOOPBACK:
+        raise UsageError(
+            f"TICKETFLOW_TEMPORAL_ADDRESS={t_host}:{t_port} is not on this machine, and "
+            "`ticketflow up` runs its own dev server on 127.0.0.1: set it to 127.0.0.1:<port>, "
+            "or add --external-temporal to use that Temporal server instead"
+        )
+    p_host, p_port = parse_address(settings.projection_address)
+    if p_host not in LOOPBACK:
+        raise UsageError(
+            f"TICKETFLOW_PROJECTION_ADDRESS={p_host}:{p_port}: `ticketflow up` runs the projection "
+            "on this machine; set it to 127.0.0.1:<port>"
+        )
+    ui_port = None
+    if not options.headless and not external:
+        ui_port = options.temporal_ui_port or t_port + UI_PORT_OFFSET
+        if ui_port > 65535:
+            raise UsageError(
+                f"the Temporal UI port would be {ui_port} (TICKETFLOW_TEMPORAL_ADDRESS port + "
+                f"{UI_PORT_OFFSET}): pass --temporal-ui-port or --headless"
+            )
+    tokens = settings.approver_tokens
+    return StackConfig(
+        data_dir=settings.data_dir.expanduser().resolve(),
+        temporal_port=t_port,
+        namespace=settings.namespace,
+        ui_port=ui_port,
+        http_port=settings.http_port,
+        grpc_port=settings.grpc_port,
+        projection_host="127.0.0.1" if p_host == "localhost" else p_host,
+        projection_port=p_port,
+        external_temporal=external,
+        approver_tokens_given=tokens is not None and bool(tokens.get_secret_value().strip()),
+    )
+
+
+def check_ports(config: StackConfig) -> None:
+    """Fail before starting anything when a port is taken, naming the setting to change."""
+    wanted: list[tuple[str, str, int]] = [
+        ("127.0.0.1", "TICKETFLOW_HTTP_PORT", config.http_port),
+        ("127.0.0.1", "TICKETFLOW_GRPC_PORT", config.grpc_port),
+        (config.projection_host, "TICKETFLOW_PROJECTION_ADDRESS", config.projection_port),
+    ]
+    if not config.external_temporal:
+        wanted.insert(0, ("127.0.0.1", "TICKETFLOW_TEMPORAL_ADDRESS", config.temporal_port))
+        if config.ui_port is not None:
+            ui_setting = "--temporal-ui-port (default: the TICKETFLOW_TEMPORAL_ADDRESS port + 1000)"
+            wanted.insert(1, ("127.0.0.1", ui_setting, config.ui_port))
+    seen: dict[int, str] = {}
+    for _, setting, port in wanted:
+        if port in seen:
+            raise UsageError(f"{setting} and {seen[port]} both use port {port}: change one")
+        seen[port] = setting
+    for host, setting, port in wanted:
+        if not port_is_free(host, port):
+            raise UsageError(
+                f"port {port} on {host} is in use ({setting}). Stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'` shows it) or change {setting}"
+            )
