@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -127,8 +128,8 @@ async def test_returns_a_working_client_of_a_running_server(dev_env: WorkflowEnv
     assert lines == []
 
 
-async def test_temporal_started_after_connect_began() -> None:
-    server = DevServer(port=free_port())
+async def test_temporal_started_after_connect_began(tmp_path: Path) -> None:
+    server = DevServer(port=free_port(), log_path=tmp_path / "temporal.log")
     lines: list[str] = []
     task = asyncio.create_task(
         connect(server.address, NAMESPACE, stop=asyncio.Event(), progress=lines.append)

@@ -87,15 +87,14 @@ async def test_dev_server_keeps_its_workflows_across_a_restart(tmp_path: Path) -
         await asyncio.to_thread(server.stop)
 
 
-async def test_dev_server_refuses_a_second_start() -> None:
-    server = DevServer()
+async def test_dev_server_refuses_a_second_start(tmp_path: Path) -> None:
+    server = DevServer(log_path=tmp_path / "temporal.log")  # in memory
     await asyncio.to_thread(server.start)
     try:
         with pytest.raises(RuntimeError, match="already running"):
             server.start()
     finally:
         await asyncio.to_thread(server.stop)
-        server.log_path.unlink(missing_ok=True)
 
 
 async def test_a_failed_start_says_why_and_leaves_nothing_running(tmp_path: Path) -> None:
