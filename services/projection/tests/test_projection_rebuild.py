@@ -6,44 +6,118 @@ tests/test_projection_rebuild.py; here, Temporal only knows the workflow by name
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from temporalio.client import WorkflowExecutionStatus
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
 from ticketflow import testkit
 from ticketflow.contracts import names
 from ticketflow.contracts.models import Ticket, TicketInput
-from ticketflow.projection.rebuild import NOT_IN_TEMPORAL, rebuild
+from ticketflow.projection.rebuild import NOT_IN_TEMPORAL, RebuildReport, rebuild
 from ticketflow.projection.store import ReadModelStore
 
+from ._views import table
 
-async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(tmp_path: Path) -> None:
+
+@pytest.fixture(scope="module")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    """A server of this module's own: rebuild reads every closed ticket of the namespace, and
+    none of these tests closes one."""
+    env = await testkit.start_dev_env()
+    try:
+        yield env
+    finally:
+        await testkit.stop_env(env)
+
+
+async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(
+    temporal: WorkflowEnvironment, tmp_path: Path
+) -> None:
     """The core-worker was killed right after record_outcome: the ticket's outcome is recorded,
     its workflow is still running (no worker polls its queue) and no run of it is closed. Temporal
     still has it, so --drop-unretained keeps its row and reports it as running, not as gone. A
     ticket that Temporal really no longer has is still dropped."""
-    # A server of its own: rebuild reads every closed ticket of the namespace.
-    env = await testkit.start_dev_env()
-    try:
-        view = ReadModelStore(tmp_path / "readmodel.db")
-        tid = testkit.fresh_id("running-")
-        ticket = Ticket(ticket_id=tid, customer_id="cust-1", subject="cannot login", body="help")
-        handle = await env.client.start_workflow(
-            names.TICKET_WORKFLOW,
-            TicketInput(ticket=ticket),
-            id=names.workflow_id(tid),
-            task_queue=names.CORE_QUEUE,
-        )
-        recorded = testkit.outcome(tid)
-        assert view.record(recorded, run_id=handle.result_run_id or "")
-        view.record(testkit.outcome("ghost-3"), run_id="gone")
+    view = ReadModelStore(tmp_path / "readmodel.db")
+    tid = testkit.fresh_id("running-")
+    ticket = Ticket(ticket_id=tid, customer_id="cust-1", subject="cannot login", body="help")
+    handle = await temporal.client.start_workflow(
+        names.TICKET_WORKFLOW,
+        TicketInput(ticket=ticket),
+        id=names.workflow_id(tid),
+        task_queue=names.CORE_QUEUE,
+    )
+    recorded = testkit.outcome(tid)
+    assert view.record(recorded, run_id=handle.result_run_id or "")
+    view.record(testkit.outcome("ghost-3"), run_id="gone")
 
-        report = await rebuild(env.client, view.path, drop_unretained=True)
-        row = view.get(tid)
-        assert row is not None and row.outcome == recorded
-        assert view.get("ghost-3") is None
-        assert report.rebuilt == [] and report.running == [tid]
-        assert report.failed == {"ghost-3": NOT_IN_TEMPORAL} and report.kept == []
-        assert any(tid in line and "running" in line for line in report.lines())
-        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    finally:
-        await testkit.stop_env(env)
+    report = await rebuild(temporal.client, view.path, drop_unretained=True)
+    row = view.get(tid)
+    assert row is not None and row.outcome == recorded
+    assert view.get("ghost-3") is None
+    assert report.rebuilt == [] and report.running == [tid]
+    assert report.failed == {"ghost-3": NOT_IN_TEMPORAL} and report.kept == []
+    assert any(tid in line and "running" in line for line in report.lines())
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_cancelled_before_the_swap_changes_nothing(
+    temporal: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop request while rebuild still reads Temporal: the view and its directory are as
+    before (no work file left behind)."""
+    view = ReadModelStore(tmp_path / "readmodel.db")
+    view.record(testkit.outcome("ghost-5"), run_id="gone")
+    before = table(view)
+    listing = asyncio.Event()
+
+    def list_workflows(self: Client, query: str | None = None, **kwargs: object):
+        async def never_ending():
+            listing.set()
+            await asyncio.Event().wait()
+            yield  # an async generator that never yields
+
+        return never_ending()
+
+    monkeypatch.setattr(Client, "list_workflows", list_workflows)
+    task = asyncio.create_task(rebuild(temporal.client, view.path, drop_unretained=True))
+    await asyncio.wait_for(listing.wait(), timeout=30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert table(view) == before
+    assert not any(".rebuild-" in p.name for p in view.path.parent.iterdir())
+
+
+async def test_cancelled_during_the_swap_completes_it(
+    temporal: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap runs on a thread and cannot stop halfway: a stop request that arrives during it
+    waits for it, and the rebuild returns its report."""
+    view = ReadModelStore(tmp_path / "readmodel.db")
+    view.record(testkit.outcome("ghost-6"), run_id="gone")
+    swapping, release = threading.Event(), threading.Event()
+    real_swap = ReadModelStore.swap_in
+
+    def swap_in(self: ReadModelStore, fresh: ReadModelStore, before_swap) -> None:
+        swapping.set()
+        assert release.wait(timeout=30)
+        real_swap(self, fresh, before_swap)
+
+    monkeypatch.setattr(ReadModelStore, "swap_in", swap_in)
+    task = asyncio.create_task(rebuild(temporal.client, view.path, drop_unretained=True))
+
+    async def in_the_swap() -> bool:
+        return swapping.is_set()
+
+    await testkit.eventually_async(in_the_swap, what="rebuild swapping the new file in")
+    task.cancel()
+    release.set()
+    report = await task
+    assert isinstance(report, RebuildReport)
+    assert report.failed == {"ghost-6": NOT_IN_TEMPORAL}
+    assert view.get("ghost-6") is None  # the rebuilt file is the one in place
+    assert not any(".rebuild-" in p.name for p in view.path.parent.iterdir())

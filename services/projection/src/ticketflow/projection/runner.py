@@ -33,6 +33,7 @@ VERSION = package_version("ticketflow-projection")
 log = logging.getLogger("ticketflow.projection")
 
 _GRACE_S = 5.0
+_FIRST_RESTART_BACKOFF_S = 0.5
 _MAX_RESTART_BACKOFF_S = 5.0
 
 
@@ -80,7 +81,9 @@ async def _keep_worker_running(
 
     restarts = AsyncRetrying(
         retry=retry_if_exception_type(Exception),
-        wait=wait_exponential_jitter(initial=0.5, max=_MAX_RESTART_BACKOFF_S, jitter=0.25),
+        wait=wait_exponential_jitter(
+            initial=_FIRST_RESTART_BACKOFF_S, max=_MAX_RESTART_BACKOFF_S, jitter=0.25
+        ),
         sleep=pause,
         before_sleep=report,
     )
