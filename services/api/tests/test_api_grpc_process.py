@@ -111,6 +111,49 @@ async def test_grpc_process_serves_both_and_drains_in_flight_calls_on_sigterm(he
                 assert await proc.wait() == 0
 
 
+async def test_a_second_sigterm_stops_at_once_cutting_in_flight_calls(helpers) -> None:
+    finished = TicketOutcome(
+        ticket_id="stuck-one",
+        status=TicketStatus.RESOLVED,
+        ticket=Ticket(**helpers.submission(ticket_id="stuck-one")),
+        finished_at=datetime.now(UTC),
+    )
+    async with helpers.fake_read_model({"stuck-one": finished}) as (rm_address, read_model):
+        read_model.hold = True  # never released: only the second signal can end the drain
+        async with api_process(
+            temporal_address=f"127.0.0.1:{free_port()}",
+            projection_address=rm_address,
+            read_model_timeout_s="600",
+            shutdown_grace_s="600",
+        ) as (proc, _, grpc_address):
+            async with grpc.aio.insecure_channel(grpc_address) as channel:
+                tickets = ticket_pb2_grpc.TicketServiceStub(channel)
+                in_flight = asyncio.ensure_future(
+                    tickets.GetTicket(ticket_pb2.GetTicketRequest(ticket_id="stuck-one"))
+                )
+                await read_model.asked.wait()
+                health = health_pb2_grpc.HealthStub(channel)
+                watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+                assert (await watch.read()).status == SERVING
+
+                proc.send_signal(signal.SIGTERM)
+                # Draining has begun (the first signal was handled): now the second one.
+                assert (await watch.read()).status == NOT_SERVING
+                watch.cancel()
+                proc.send_signal(signal.SIGTERM)
+
+                with pytest.raises(grpc.aio.AioRpcError) as cut:
+                    await in_flight
+                assert cut.value.code() in {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
+            # Well within the 600 s grace: the second signal did not wait for it.
+            async with asyncio.timeout(30):
+                assert await proc.wait() == 0
+            assert proc.stderr is not None
+            err = (await proc.stderr.read()).decode()
+            assert "SIGTERM, shutting down gracefully" in err
+            assert "SIGTERM again, not waiting any longer" in err
+
+
 @pytest.mark.parametrize("which", ["grpc", "http"])
 async def test_grpc_or_http_port_taken_exits_1_with_a_clear_message(helpers, which: str) -> None:
     with socket.socket() as taken:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from ticketflow.testkit import free_port
 
 
@@ -63,6 +64,48 @@ async def test_process_serves_and_stops_gracefully_on_sigterm(helpers) -> None:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
             assert await proc.wait() == 0
+        assert proc.stderr is not None
+        err = (await proc.stderr.read()).decode()
+        assert "ticketflow-api: SIGTERM, shutting down gracefully" in err
+        # uvicorn's own loggers follow the one format (`... LEVEL name: message`), access log too.
+        assert re.search(r"^\S+ \S+ INFO uvicorn\.error: ", err, re.MULTILINE), err
+        assert re.search(r"^\S+ \S+ INFO uvicorn\.access: .*GET /healthz", err, re.MULTILINE), err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_log_level_quiets_every_logger() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.api",
+        env=env_with(
+            http_port="0",
+            grpc_port="0",
+            log_level="warning",
+            temporal_address=f"127.0.0.1:{free_port()}",
+            projection_address=f"127.0.0.1:{free_port()}",
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        async with httpx.AsyncClient(base_url=match.group(1)) as http:
+            assert (await http.get("/healthz")).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            assert await proc.wait() == 0
+        err = (await proc.stderr.read()).decode()
+        # Temporal is down: the api warns about it, and says nothing at INFO (uvicorn included).
+        assert " WARNING ticketflow.api" in err, err
+        assert " INFO " not in err, err
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -85,17 +128,26 @@ async def test_invalid_settings_exit_with_a_clear_message() -> None:
     assert "alice-without-token" not in err.decode()
 
 
-async def test_out_of_bounds_settings_exit_naming_the_variable() -> None:
-    for var, value in (("approval_timeout_s", "1e12"), ("rpc_timeout_s", "inf")):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ticketflow.api",
-            env=env_with(**{var: value}),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        async with asyncio.timeout(20):
-            _, err = await proc.communicate()
-        assert proc.returncode == 2, err.decode()
-        assert f"TICKETFLOW_{var.upper()}: " in err.decode()
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("approval_timeout_s", "1e12"),
+        ("rpc_timeout_s", "inf"),
+        ("log_level", "loud"),
+        ("http_port", "70000"),
+    ],
+)
+async def test_out_of_bounds_settings_exit_naming_the_variable(var: str, value: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.api",
+        env=env_with(**{var: value}),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(20):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2, err.decode()
+    assert f"TICKETFLOW_{var.upper()}: " in err.decode()
+    assert value not in err.decode()  # values are never echoed (some are secrets)

@@ -139,22 +139,14 @@ class Settings(ServiceSettings):
         except ValueError as exc:
             raise ValueError(f"TICKETFLOW_APPROVER_TOKENS is malformed: {exc}") from None
         problems = {
-            field: f"must be at most {limit:.0f} seconds ({label}), got {value:g}"
+            field: f"must be at most {limit:.0f} seconds ({label})"
             for field, (limit, label) in POLICY_MAX_S.items()
-            if not (value := getattr(self, field)) <= limit  # `not <=` refuses nan too
+            if not getattr(self, field) <= limit  # `not <=` refuses nan too
         }
         try:
-            self._policy = Policy(
-                confidence_threshold=self.confidence_threshold,
-                auto_approve_limit_cents=self.auto_approve_limit_cents,
-                approval_timeout_s=self.approval_timeout_s,
-                agent_schedule_to_start_s=self.agent_schedule_to_start_s,
-                fallback_schedule_to_start_s=self.fallback_schedule_to_start_s,
-                agent_start_to_close_s=self.agent_start_to_close_s,
-                agent_heartbeat_timeout_s=self.agent_heartbeat_timeout_s,
-                fallback_start_to_close_s=self.fallback_start_to_close_s,
-                side_effect_start_to_close_s=self.side_effect_start_to_close_s,
-            )
+            # Every Policy field this class also has (same name); the others keep their defaults.
+            shared = Policy.model_fields.keys() & type(self).model_fields.keys()
+            self._policy = Policy(**{field: getattr(self, field) for field in shared})
         except ValidationError as exc:
             for err in exc.errors():
                 problems.setdefault(str(err["loc"][0]), err["msg"])
