@@ -291,9 +291,7 @@ class Helpers:
     """What test modules need from here (they cannot import conftest under importlib mode)."""
 
     APPROVERS = APPROVERS
-    FakeTicketWorkflow = FakeTicketWorkflow
     HOLD = HOLD
-    RELEASE_SIGNAL = RELEASE_SIGNAL
     FINISH_SIGNAL = FINISH_SIGNAL
     bearer = staticmethod(bearer)
     submission = staticmethod(submission)
