@@ -8,20 +8,20 @@ import argparse
 from ticketflow.runtime import load_settings, run_service, setup_logging
 
 from .settings import Settings
-from .worker import PROG, VERSION, serve
+from .worker import DIST_NAME, VERSION, serve
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=DIST_NAME,
         description="Temporal worker for the ticket workflow, the refund ledger and the reply "
         "outbox. Configured by TICKETFLOW_* environment variables (see README).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.parse_args(argv)
-    settings = load_settings(Settings, PROG)
+    settings = load_settings(Settings, DIST_NAME)
     setup_logging(settings.log_level)
-    run_service(PROG, lambda stop: serve(settings, stop))
+    run_service(DIST_NAME, lambda stop: serve(settings, stop))
 
 
 if __name__ == "__main__":

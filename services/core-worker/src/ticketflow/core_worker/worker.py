@@ -19,10 +19,9 @@ from .outbox import ReplyOutbox
 from .settings import Settings
 from .workflow import TicketWorkflow
 
-__all__ = ["DIST_NAME", "PROG", "VERSION", "build_worker", "serve"]
+__all__ = ["DIST_NAME", "GRACEFUL_SHUTDOWN_TIMEOUT", "VERSION", "build_worker", "serve"]
 
 DIST_NAME = "ticketflow-core-worker"
-PROG = DIST_NAME
 VERSION = package_version(DIST_NAME)
 # Running activities get this long after SIGTERM; ledger and outbox writes take milliseconds.
 GRACEFUL_SHUTDOWN_TIMEOUT = timedelta(seconds=5)
@@ -51,7 +50,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
 
 def _progress(line: str) -> None:
     print(
-        f"{PROG}: {line}; start it (`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS",
+        f"{DIST_NAME}: {line}; start it (`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS",
         flush=True,
     )
 
@@ -65,12 +64,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         settings.temporal_address, settings.namespace, stop=stop, progress=_progress
     )
     if client is None:
-        print(f"{PROG}: stopped before Temporal answered", flush=True)
+        print(f"{DIST_NAME}: stopped before Temporal answered", flush=True)
         return
     with ThreadPoolExecutor(max_workers=settings.core_max_concurrent_activities) as executor:
         worker = build_worker(client, settings, executor)
         print(
-            f"{PROG} {VERSION}: polling task queue {names.CORE_QUEUE!r} on "
+            f"{DIST_NAME} {VERSION}: polling task queue {names.CORE_QUEUE!r} on "
             f"{settings.temporal_address} (namespace {settings.namespace}); "
             f"ledger {settings.ledger_path}",
             flush=True,
@@ -82,6 +81,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         finally:
             stopping.cancel()
             if not running.done():
-                print(f"{PROG}: shutting down", flush=True)
+                print(f"{DIST_NAME}: shutting down", flush=True)
                 await worker.shutdown()
         await running
