@@ -11,14 +11,14 @@ import pytest
 from temporalio import activity, workflow
 from ticketflow.agent_worker.activities import AgentActivities
 from ticketflow.contracts.boundary import ACTIVITIES, QUERIES, UPDATES, WORKFLOWS
-from ticketflow.core_worker.activities import LedgerActivities
+from ticketflow.core_worker.activities import SideEffectActivities
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.projection.activities import ProjectionActivities
 
 pytestmark = pytest.mark.compat
 
 WORKFLOW_CLASSES = [TicketWorkflow]
-ACTIVITY_CLASSES = [LedgerActivities, AgentActivities, ProjectionActivities]
+ACTIVITY_CLASSES = [SideEffectActivities, AgentActivities, ProjectionActivities]
 FIX = "update ticketflow.contracts.boundary, then run `uv run python scripts/update_schemas.py`"
 
 

@@ -18,8 +18,14 @@ from temporalio.testing import WorkflowEnvironment
 from ticketflow.agent_worker.worker import DIST_NAME, worker_identity
 from ticketflow.contracts import ModelTier, names
 from ticketflow.runtime import EXIT_INTERRUPTED
-from ticketflow.runtime.pollers import ACTIVITY, polling
-from ticketflow.testkit import WorkerFleet, eventually, eventually_async, free_port
+from ticketflow.runtime.pollers import ACTIVITY
+from ticketflow.testkit import (
+    WorkerFleet,
+    eventually,
+    eventually_async,
+    free_port,
+    wait_until_polling,
+)
 
 from ._probe import TICKET, ProbeInput, start_probe, start_probe_worker
 
@@ -103,11 +109,12 @@ async def test_a_second_signal_stops_without_waiting_for_in_flight_calls(
     )
     identity = worker_identity(ModelTier.PRIMARY, pid=agent.proc.pid)
 
-    async def polls() -> bool:
+    def alive() -> None:
         assert agent.proc.poll() is None, agent.output()
-        return await polling(client, [(names.AGENT_QUEUE, ACTIVITY)], identity=identity)
 
-    await eventually_async(polls, timeout=30, what="the agent worker polling its queue")
+    await wait_until_polling(
+        client, [(names.AGENT_QUEUE, ACTIVITY)], identity=identity, alive=alive
+    )
     probe_queue = await start_probe_worker(worker_fleet, client)
     handle = await start_probe(
         client,

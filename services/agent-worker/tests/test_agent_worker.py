@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from ticketflow.agent_worker import Settings
 from ticketflow.agent_worker.worker import DIST_NAME, QueueChoice, serve
 from ticketflow.contracts import ActionKind, Category, ModelTier
-from ticketflow.runtime.pollers import ACTIVITY, polling
-from ticketflow.testkit import WorkerFleet, eventually_async, free_port
+from ticketflow.runtime.pollers import ACTIVITY
+from ticketflow.testkit import WorkerFleet, free_port, wait_until_polling
 
 from ._probe import TICKET, ProbeInput, ProbeResult, start_probe, start_probe_worker
 
@@ -33,11 +33,10 @@ async def probe(env: WorkflowEnvironment, probe_queue: str, inp: ProbeInput) -> 
 async def until_polling(client: Client, serving: asyncio.Task[None], queues: list[str]) -> None:
     """Until Temporal lists a poller of each agent queue ``serve`` runs (it must not have died)."""
 
-    async def polls() -> bool:
+    def alive() -> None:
         assert not serving.done(), f"serve ended early: {serving}"
-        return await polling(client, [(q, ACTIVITY) for q in queues])
 
-    await eventually_async(polls, timeout=30, what=f"agent workers polling {queues}")
+    await wait_until_polling(client, [(q, ACTIVITY) for q in queues], alive=alive)
 
 
 def start_serving(

@@ -7,7 +7,6 @@ The servers (``dev_env``, ``time_env``) and ``worker_fleet`` come from the testk
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -53,52 +52,37 @@ async def start_workers(
     """``await start_workers(env, ...)``: the workflow's queues are contracts names, so each test
     runs its own workers (stopped after it) with whatever it leaves out or replaces. Returns the
     projection stand-in, which keeps every outcome it is given."""
-    async with AsyncExitStack() as unobserved:
 
-        async def start(
-            env: WorkflowEnvironment,
-            *,
-            core: bool = True,
-            primary: bool = True,
-            fallback: bool = True,
-            projection: bool = True,
-            core_activities: Sequence[Callable[..., Any]] | None = None,
-            primary_activities: Sequence[Callable[..., Any]] | None = None,
-        ) -> RecordedOutcomes:
-            fleet = await worker_fleet(env.client)
-            projected = RecordedOutcomes()
-            workers = []
-            if core:
-                workers.append(
-                    fleet.add(
-                        names.CORE_QUEUE,
-                        workflows=[TicketWorkflow],
-                        activities=core_activities
-                        or [side_effects.issue_refund, side_effects.send_reply],
-                    )
-                )
-            if primary:
-                workers.append(
-                    fleet.add(
-                        names.AGENT_QUEUE,
-                        activities=primary_activities or fake_agent(ModelTier.PRIMARY),
-                    )
-                )
-            if fallback:
-                workers.append(
-                    fleet.add(names.AGENT_FALLBACK_QUEUE, activities=fake_agent(ModelTier.FALLBACK))
-                )
-            if projection:
-                workers.append(fleet.add(names.PROJECTION_QUEUE, activities=[projected.activity]))
-            if not env.supports_time_skipping:
-                await fleet.start()  # returns once Temporal lists every worker as a poller
-                return projected
-            # The Java time-skipping server implements no DescribeTaskQueue: nobody can see a
-            # worker poll there. Its tasks wait in their queue for the first poll, and no budget
-            # of these tests is short enough for a worker being started to miss it (the only
-            # 1 s schedule-to-start budgets are on queues left without a worker on purpose).
-            for worker in workers:
-                await unobserved.enter_async_context(worker)
-            return projected
+    async def start(
+        env: WorkflowEnvironment,
+        *,
+        core: bool = True,
+        primary: bool = True,
+        fallback: bool = True,
+        projection: bool = True,
+        core_activities: Sequence[Callable[..., Any]] | None = None,
+        primary_activities: Sequence[Callable[..., Any]] | None = None,
+    ) -> RecordedOutcomes:
+        fleet = await worker_fleet(env.client)
+        projected = RecordedOutcomes()
+        if core:
+            fleet.add(
+                names.CORE_QUEUE,
+                workflows=[TicketWorkflow],
+                activities=core_activities or [side_effects.issue_refund, side_effects.send_reply],
+            )
+        if primary:
+            fleet.add(
+                names.AGENT_QUEUE,
+                activities=primary_activities or fake_agent(ModelTier.PRIMARY),
+            )
+        if fallback:
+            fleet.add(names.AGENT_FALLBACK_QUEUE, activities=fake_agent(ModelTier.FALLBACK))
+        if projection:
+            fleet.add(names.PROJECTION_QUEUE, activities=[projected.activity])
+        # Returns once Temporal lists every worker as a poller (on the time-skipping server,
+        # which cannot list pollers, once each worker runs).
+        await fleet.start()
+        return projected
 
-        yield start
+    yield start

@@ -18,8 +18,8 @@ from ticketflow.contracts import names
 from ticketflow.core_worker.__main__ import main
 from ticketflow.core_worker.worker import VERSION
 from ticketflow.runtime import EXIT_BAD_SETTINGS
-from ticketflow.runtime.pollers import ACTIVITY, WORKFLOW, polling
-from ticketflow.testkit import eventually, eventually_async, free_port
+from ticketflow.runtime.pollers import ACTIVITY, WORKFLOW
+from ticketflow.testkit import eventually, free_port, wait_until_polling
 
 BINARY = str(Path(sys.executable).parent / "ticketflow-core-worker")
 
@@ -101,12 +101,16 @@ async def test_polls_the_core_queue_then_stops_gracefully_on_sigterm(
     core = start_process(dev_env.client.service_client.config.target_host)
     identity = f"core-worker-{VERSION}@{gethostname()}"
 
-    async def polls() -> bool:
+    def alive() -> None:
         assert core.proc.poll() is None, core.output()
-        queues = [(names.CORE_QUEUE, WORKFLOW), (names.CORE_QUEUE, ACTIVITY)]
-        return await polling(dev_env.client, queues, since_epoch_s=since, identity=identity)
 
-    await eventually_async(polls, timeout=30, what="the core worker polling its queue")
+    await wait_until_polling(
+        dev_env.client,
+        [(names.CORE_QUEUE, WORKFLOW), (names.CORE_QUEUE, ACTIVITY)],
+        identity=identity,
+        since_epoch_s=since,
+        alive=alive,
+    )
     assert f"polling task queue {names.CORE_QUEUE!r}" in core.output()
     core.proc.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(core.proc.wait, 30)

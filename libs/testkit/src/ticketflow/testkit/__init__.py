@@ -8,7 +8,7 @@ workers, ready once Temporal sees them poll); ticket factories; the fake agent. 
 """
 
 from .agents import FALLBACK_CONFIDENCE, RecordedOutcomes, fake_agent
-from .fleet import WorkerFleet, wait_polling
+from .fleet import WorkerFleet, wait_polling, wait_until_polling
 from .polling import eventually, eventually_async
 from .ports import free_port
 from .servers import (
@@ -39,4 +39,5 @@ __all__ = [
     "ticket_input",
     "time_skipping_server_binary",
     "wait_polling",
+    "wait_until_polling",
 ]

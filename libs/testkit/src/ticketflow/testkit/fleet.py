@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from ticketflow.runtime import pollers
 
 from .polling import eventually_async
 
-__all__ = ["WorkerFleet"]
+__all__ = ["WorkerFleet", "wait_polling", "wait_until_polling"]
 
 
 class WorkerFleet:
@@ -84,15 +85,47 @@ async def wait_polling(client: Client, worker: Worker, *, timeout: float = 30.0)
         kinds.append(pollers.WORKFLOW)
     if config.get("activities"):
         kinds.append(pollers.ACTIVITY)
-    queues = [(worker.task_queue, kind) for kind in kinds]
-    identity = config.get("identity")
+    try:
+        await wait_until_polling(
+            client,
+            [(worker.task_queue, kind) for kind in kinds],
+            identity=config.get("identity"),
+            timeout=timeout,
+        )
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        # The time-skipping test server implements no DescribeTaskQueue, so there is no way to
+        # see a worker poll. Its tasks wait in their queue for the first poll.
+
+
+async def wait_until_polling(
+    client: Client,
+    queues: Sequence[tuple[str, pollers.QueueKind]],
+    *,
+    identity: str | None = None,
+    since_epoch_s: float | None = None,
+    alive: Callable[[], None] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Until Temporal lists a poller on every (queue, kind), optionally with ``identity`` or seen
+    since ``since_epoch_s``. ``alive`` is called before each look (raise there when the process
+    that should poll has died). A slow answer from a busy server is asked again, not a failure."""
 
     async def seen() -> bool:
-        return await pollers.polling(client, queues, identity=identity)
+        if alive is not None:
+            alive()
+        try:
+            return await pollers.polling(
+                client, queues, identity=identity, since_epoch_s=since_epoch_s
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.UNIMPLEMENTED:
+                raise
+            return False
 
-    await eventually_async(
-        seen, timeout=timeout, what=f"worker {identity} polling {worker.task_queue}"
-    )
+    what = f"worker {identity or '(any)'} polling {', '.join(sorted({q for q, _ in queues}))}"
+    await eventually_async(seen, timeout=timeout, what=what)
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -106,8 +106,3 @@ class SideEffectActivities:
             created_at=row.created_at,
             already_sent=row.already_sent,
         )
-
-
-# The previous name, kept only while tests/replay/test_boundary_registry.py still imports it (that
-# file is not core-worker's to edit); new code uses SideEffectActivities.
-LedgerActivities = SideEffectActivities
