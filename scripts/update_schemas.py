@@ -26,13 +26,8 @@ from ticketflow.testkit.compat.names import (
     current_names,
     render_names,
 )
-from ticketflow.testkit.compat.schemas import (
-    compare,
-    current_schemas,
-    format_problems,
-    render,
-    stale,
-)
+from ticketflow.testkit.compat.schema_rules import compare, format_problems
+from ticketflow.testkit.compat.schemas import current_schemas, render, stale
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "libs" / "contracts" / "schemas"

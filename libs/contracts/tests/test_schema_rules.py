@@ -19,15 +19,8 @@ import pytest
 from pydantic import ConfigDict, Field, StringConstraints, create_model
 from ticketflow.contracts import models
 from ticketflow.contracts.models import Payload
-from ticketflow.testkit.compat.schemas import (
-    FIXES,
-    Schemas,
-    compare,
-    current_schemas,
-    format_problems,
-    schemas_for,
-    stale,
-)
+from ticketflow.testkit.compat.schema_rules import FIXES, compare, format_problems
+from ticketflow.testkit.compat.schemas import Schemas, current_schemas, schemas_for, stale
 
 pytestmark = pytest.mark.compat
 

@@ -16,13 +16,8 @@ import pytest
 from pydantic import BaseModel
 from ticketflow.contracts import models
 from ticketflow.contracts.boundary import BOUNDARY_MODELS, boundary_types
-from ticketflow.testkit.compat.schemas import (
-    compare,
-    current_schemas,
-    format_problems,
-    schema_types,
-    stale,
-)
+from ticketflow.testkit.compat.schema_rules import compare, format_problems
+from ticketflow.testkit.compat.schemas import current_schemas, schema_types, stale
 
 pytestmark = pytest.mark.compat
 
