@@ -4,12 +4,8 @@ in-flight calls on the first signal, and stops without waiting on a second one."
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import pytest
 from temporalio.api.enums.v1 import PendingActivityState
@@ -20,8 +16,9 @@ from ticketflow.contracts import ModelTier, names
 from ticketflow.runtime import EXIT_INTERRUPTED
 from ticketflow.runtime.pollers import ACTIVITY
 from ticketflow.testkit import (
+    ServiceProcess,
     WorkerFleet,
-    eventually,
+    console_script,
     eventually_async,
     free_port,
     wait_until_polling,
@@ -29,58 +26,22 @@ from ticketflow.testkit import (
 
 from ._probe import TICKET, ProbeInput, start_probe, start_probe_worker
 
-BINARY = str(Path(sys.executable).parent / DIST_NAME)
+BINARY = console_script(DIST_NAME)
 
 
-class AgentWorkerProcess:
-    """The console script in its own process group, its output in a log file."""
-
-    def __init__(self, log: Path, args: list[str], env: Mapping[str, str]) -> None:
-        self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [BINARY, *args],
-                env={
-                    **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
-                    **env,
-                },
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_for_output(self, text: str) -> None:
-        def printed() -> bool:
-            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.output()}"
-            return text in self.output()
-
-        eventually(printed, timeout=30, what=f"{text!r} in the output")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-StartProcess = Callable[[list[str], Mapping[str, str]], AgentWorkerProcess]
+StartProcess = Callable[[list[str], Mapping[str, str]], ServiceProcess]
 
 
 @pytest.fixture
-def start_process(tmp_path: Path) -> Iterator[StartProcess]:
-    """``start_process(args, env)``; every process started is killed if still running."""
-    started: list[AgentWorkerProcess] = []
+def start_process(
+    service_process: Callable[[Sequence[str], Mapping[str, str]], ServiceProcess],
+) -> StartProcess:
+    """``start_process(args, env)``: the console script with those arguments and variables."""
 
-    def start(args: list[str], env: Mapping[str, str]) -> AgentWorkerProcess:
-        process = AgentWorkerProcess(tmp_path / f"agent-{len(started)}.log", args, env)
-        started.append(process)
-        return process
+    def start(args: list[str], env: Mapping[str, str]) -> ServiceProcess:
+        return service_process([BINARY, *args], env)
 
-    yield start
-    for process in started:
-        process.kill()
+    return start
 
 
 def test_sigterm_while_waiting_for_temporal_exits_cleanly(start_process: StartProcess) -> None:

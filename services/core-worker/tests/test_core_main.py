@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from socket import gethostname
 
@@ -19,9 +17,9 @@ from ticketflow.core_worker.__main__ import main
 from ticketflow.core_worker.worker import VERSION
 from ticketflow.runtime import EXIT_BAD_SETTINGS
 from ticketflow.runtime.pollers import ACTIVITY, WORKFLOW
-from ticketflow.testkit import eventually, free_port, wait_until_polling
+from ticketflow.testkit import ServiceProcess, console_script, free_port, wait_until_polling
 
-BINARY = str(Path(sys.executable).parent / "ticketflow-core-worker")
+BINARY = console_script("ticketflow-core-worker")
 
 
 @pytest.fixture(autouse=True)
@@ -31,57 +29,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-class CoreWorkerProcess:
-    """The console script in its own process group, its output in a log file."""
-
-    def __init__(self, tmp_path: Path, temporal_address: str) -> None:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
-            "TICKETFLOW_TEMPORAL_ADDRESS": temporal_address,
-            "TICKETFLOW_DATA_DIR": str(tmp_path),
-        }
-        self.log = tmp_path / "core.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [BINARY],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_for_output(self, text: str) -> None:
-        def printed() -> bool:
-            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.output()}"
-            return text in self.output()
-
-        eventually(printed, timeout=30, what=f"{text!r} in the output")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-StartProcess = Callable[[str], CoreWorkerProcess]
+StartProcess = Callable[[str], ServiceProcess]
 
 
 @pytest.fixture
-def start_process(tmp_path: Path) -> Iterator[StartProcess]:
-    """``start_process(temporal_address)``; every process started is killed if still running."""
-    started: list[CoreWorkerProcess] = []
+def start_process(
+    service_process: Callable[[Sequence[str], Mapping[str, str]], ServiceProcess], tmp_path: Path
+) -> StartProcess:
+    """``start_process(temporal_address)``: the console script against that Temporal."""
 
-    def start(address: str) -> CoreWorkerProcess:
-        process = CoreWorkerProcess(tmp_path, address)
-        started.append(process)
-        return process
+    def start(address: str) -> ServiceProcess:
+        env = {"TICKETFLOW_TEMPORAL_ADDRESS": address, "TICKETFLOW_DATA_DIR": str(tmp_path)}
+        return service_process([BINARY], env)
 
-    yield start
-    for process in started:
-        process.kill()
+    return start
 
 
 def test_sigterm_while_waiting_for_temporal_exits_cleanly(start_process: StartProcess) -> None:

@@ -3,14 +3,16 @@
 Every package's tests take shared helpers from here, never from another service or the launcher:
 ``free_port``; ``eventually`` / ``eventually_async`` (poll with a deadline); real Temporal servers
 (``DevServer``, ``start_dev_env``, ``start_time_skipping_env``); ``WorkerFleet`` (in-process
-workers, ready once Temporal sees them poll); ticket factories; the fake agent. The pytest plugin
-(``ticketflow.testkit.plugin``) adds the ``dev_env``, ``time_env`` and ``worker_fleet`` fixtures.
+workers, ready once Temporal sees them poll); ``ServiceProcess`` (a console script as a real
+process); ticket factories; the fake agent. The pytest plugin (``ticketflow.testkit.plugin``)
+adds the ``dev_env``, ``time_env``, ``worker_fleet`` and ``service_process`` fixtures.
 """
 
 from .agents import FALLBACK_CONFIDENCE, RecordedOutcomes, fake_agent
 from .fleet import WorkerFleet, wait_polling, wait_until_polling
 from .polling import eventually, eventually_async
 from .ports import free_port
+from .processes import ServiceProcess, console_script
 from .servers import (
     DevServer,
     start_dev_env,
@@ -25,7 +27,9 @@ __all__ = [
     "FALLBACK_CONFIDENCE",
     "DevServer",
     "RecordedOutcomes",
+    "ServiceProcess",
     "WorkerFleet",
+    "console_script",
     "eventually",
     "eventually_async",
     "fake_agent",

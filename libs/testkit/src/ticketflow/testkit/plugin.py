@@ -3,18 +3,22 @@
 - ``dev_env`` (session): the dev server in memory, shared by a package's tests (each test uses its
   own task queue or ticket ids);
 - ``time_env``: a fresh time-skipping server per test;
-- ``worker_fleet``: a ``WorkerFleet`` factory whose workers are stopped after the test.
+- ``worker_fleet``: a ``WorkerFleet`` factory whose workers are stopped after the test;
+- ``service_process``: ``start(argv, env)`` runs a ``ServiceProcess`` (log under the test's
+  tmp_path), killed after the test if it still runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from .fleet import WorkerFleet
+from .processes import ServiceProcess
 from .servers import start_dev_env, start_time_skipping_env, stop_env
 
 
@@ -48,3 +52,20 @@ async def worker_fleet() -> AsyncIterator[Callable[[Client], Awaitable[WorkerFle
     yield make
     for fleet in made:
         await fleet.stop()
+
+
+@pytest.fixture
+def service_process(
+    tmp_path: Path,
+) -> Iterator[Callable[[Sequence[str], Mapping[str, str]], ServiceProcess]]:
+    started: list[ServiceProcess] = []
+
+    def start(argv: Sequence[str], env: Mapping[str, str]) -> ServiceProcess:
+        name = Path(argv[0]).name
+        process = ServiceProcess(argv, env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
