@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .net import parse_address
@@ -19,6 +19,7 @@ from .net import parse_address
 __all__ = [
     "ENV_PREFIX",
     "EXIT_BAD_SETTINGS",
+    "HostPort",
     "LogLevel",
     "ServiceSettings",
     "env_var",
@@ -36,6 +37,19 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 S = TypeVar("S", bound=BaseSettings)
 
 
+def _host_port(value: str) -> str:
+    try:
+        parse_address(value)
+    except ValueError:
+        # parse_address quotes the text it refuses; a settings message never echoes a value.
+        raise ValueError("expected host:port with a port in 1..65535") from None
+    return value
+
+
+# An address to reach or bind, "host:port" (or "[v6]:port").
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
 def env_var(field: str) -> str:
     """The environment variable of a settings field."""
     return f"{ENV_PREFIX}{field.upper()}"
@@ -46,19 +60,9 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    temporal_address: str = "127.0.0.1:7233"
+    temporal_address: HostPort = "127.0.0.1:7233"
     namespace: str = Field("default", min_length=1)
     log_level: LogLevel = "INFO"
-
-    @field_validator("temporal_address")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        try:
-            parse_address(value)
-        except ValueError:
-            # parse_address quotes the text it refuses; a settings message never echoes a value.
-            raise ValueError("expected host:port with a port in 1..65535") from None
-        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from ticketflow.runtime import ServiceSettings
 from ticketflow.runtime.devserver import UI_PORT_OFFSET
 from ticketflow.runtime.net import parse_address, port_is_free
+from ticketflow.runtime.settings import HostPort
 
 __all__ = [
     "LOOPBACK",
@@ -49,17 +50,8 @@ class LauncherSettings(ServiceSettings):
     data_dir: Path = Path("var")
     http_port: Port = 8000
     grpc_port: Port = 50051
-    projection_address: str = "127.0.0.1:50052"
+    projection_address: HostPort = "127.0.0.1:50052"
     approver_tokens: SecretStr | None = None  # only whether it is set matters here
-
-    @field_validator("projection_address")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        try:
-            parse_address(value)
-        except ValueError:
-            raise ValueError("expected host:port with a port in 1..65535") from None
-        return value
 
 
 @dataclass(frozen=True)
