@@ -258,6 +258,35 @@ async def test_token_from_other_filters_is_refused(read_api, seeded) -> None:
     assert len(resp.outcomes) == len(seeded)
 
 
+# ---- undecodable requests ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method", list(readmodel_pb2.DESCRIPTOR.services_by_name["ReadModelService"].methods_by_name)
+)
+async def test_undecodable_request_is_invalid_argument_with_one_log_line(
+    read_api, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The single byte 0x0a (a length-delimited field 1 with no length) is no valid message: every
+    RPC answers INVALID_ARGUMENT with a message and logs one line, without traceback or bytes."""
+    call = read_api.channel.unary_unary(
+        f"/ticketflow.v1.ReadModelService/{method}",
+        request_serializer=lambda raw: raw,
+        response_deserializer=lambda raw: raw,
+    )
+    with caplog.at_level("DEBUG"):
+        details = await expect_error(
+            call(b"\x0a"), grpc.StatusCode.INVALID_ARGUMENT, "malformed request"
+        )
+    assert "DecodeError" not in details and "Traceback" not in details
+    lines = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert method in lines[0].getMessage()
+    assert lines[0].exc_info is None and lines[0].exc_text is None
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "\\x0a" not in lines[0].getMessage()
+
+
 # ---- health and reflection --------------------------------------------------------------------
 
 

@@ -5,6 +5,10 @@ It reads only the SQLite file, so it answers whether or not Temporal is reachabl
 here when Temporal cannot answer: docs/architecture.md, "Read paths"). SQLite calls run on
 threads, and each one opens its own connection, so a rebuild's file swap is picked up by the next
 request.
+
+Requests arrive as raw bytes and are parsed here (`add_read_model_service`), so an undecodable
+message is INVALID_ARGUMENT with a message and one log line, not the UNKNOWN (with the exception
+class and a traceback per call) grpc answers when its own deserializer raises.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import Callable
-from typing import NoReturn, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import grpc
 from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -34,6 +39,7 @@ __all__ = [
     "SERVICE_NAME",
     "ReadApiServer",
     "ReadModelServicer",
+    "add_read_model_service",
 ]
 
 log = logging.getLogger("ticketflow.projection.grpc")
@@ -176,6 +182,43 @@ async def _abort(
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
+_Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+
+
+def _decoding(method: str, request_type: type[Message], handler: _Handler) -> _Handler:
+    """``handler`` taking the request's wire bytes: undecodable ones are INVALID_ARGUMENT."""
+
+    async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+        try:
+            request = request_type.FromString(raw)
+        except DecodeError as err:
+            # One line, no traceback, no request bytes (they are the caller's data).
+            log.warning("refused a malformed %s request (%d bytes): %s", method, len(raw), err)
+            # e.g. "Error parsing message with type 'ticketflow.v1.GetOutcomeRequest': Wire
+            # format was corrupt" (or "String field had bad UTF-8").
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {err}")
+        return await handler(request, context)
+
+    return call
+
+
+def add_read_model_service(servicer: ReadModelServicer, server: grpc.aio.Server) -> None:
+    """Register every RPC of ReadModelService like the generated
+    `add_ReadModelServiceServicer_to_server`, but with raw-bytes requests parsed by `_decoding`."""
+    service = readmodel_pb2.DESCRIPTOR.services_by_name["ReadModelService"]
+    handlers = {}
+    for method in service.methods:
+        request_type = getattr(readmodel_pb2, method.input_type.name)
+        response_type = getattr(readmodel_pb2, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _decoding(method.name, request_type, getattr(servicer, method.name)),
+            request_deserializer=None,
+            response_serializer=response_type.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 class ReadApiServer:
     """The grpc.aio server: ReadModelService, gRPC health checking, server reflection."""
 
@@ -184,9 +227,7 @@ class ReadApiServer:
         self.port: int | None = None
         self._server = grpc.aio.server()
         self._health = health.aio.HealthServicer()
-        readmodel_pb2_grpc.add_ReadModelServiceServicer_to_server(
-            ReadModelServicer(store), self._server
-        )
+        add_read_model_service(ReadModelServicer(store), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
