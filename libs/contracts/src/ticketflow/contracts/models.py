@@ -197,11 +197,23 @@ class Draft(Payload):
 
 
 class DecideInput(Payload):
-    """Update `decide`: a human's decision on a ticket waiting for approval."""
+    """Update `decide`: a human's decision on a ticket waiting for approval.
+
+    v2: the api vouches for it with an HMAC-SHA256 (`contracts.decision_signing`) over the ticket
+    id, `approved`, `approver`, `reason` and `key_id`; the core worker refuses it unsigned.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     approved: bool
     approver: ShortId
     reason: Annotated[str, StringConstraints(max_length=MAX_REASON_CHARS)] | None = None
+    key_id: Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)] | None = Field(
+        None, description="Id of the decision key that signed it (v2)."
+    )
+    signature: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        None, description="Hex HMAC-SHA256 by the api over the decision and key_id (v2)."
+    )
 
 
 class Decision(Payload):
