@@ -7,6 +7,8 @@
 - ``temporal``: ``connect``, backoff that a stop interrupts and that prints progress;
 - ``pollers``: whether Temporal sees a worker polling (the only honest readiness of a worker);
 - ``net``: ``host:port`` parsing and port probes;
+- ``decision_keys``: ``DecisionKeySettings``, the decision signing keys of the api and the core
+  worker (``TICKETFLOW_DECISION_KEYS`` / ``_FILE``);
 - ``devserver`` and ``search_attributes``: the embedded Temporal server's command line, and the
   search attributes a namespace needs.
 """
