@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .errors import ApiError, TemporalRefused, TemporalUnavailable, Unavailable
+from .errors import ApiError, NoLiveAnswer, TemporalRefused, TemporalUnavailable, Unavailable
 
-__all__ = ["UNREACHABLE", "TemporalErrors", "is_connect_failure", "reason"]
+__all__ = ["UNREACHABLE", "TemporalErrors", "is_connect_failure", "is_no_poller", "reason"]
 
 log = logging.getLogger("ticketflow.api.temporal")
 
@@ -38,6 +38,16 @@ UNREACHABLE = frozenset(
 def is_connect_failure(exc: BaseException) -> bool:
     """The lazy client reports a refused or timed-out connection as a RuntimeError from the bridge."""
     return isinstance(exc, RuntimeError) and "client connect" in str(exc).lower()
+
+
+def is_no_poller(exc: RPCError) -> bool:
+    """The server's "no worker polls this task queue" answer to a query.
+
+    FAILED_PRECONDITION "no poller seen for task queue recently, worker may be down" (Temporal's
+    matching service): the normal state right after Temporal restarts, until the workers poll
+    again, and while no worker runs at all. Not a refusal of the call: no worker answered yet.
+    """
+    return exc.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in exc.message.lower()
 
 
 def reason(exc: BaseException) -> str:
@@ -79,11 +89,18 @@ class TemporalErrors:
             raise
 
     def refused(self, exc: RPCError) -> ApiError:
-        """An RPC error nobody expected: the server is away, or it refuses (a deployment problem)."""
+        """An RPC error nobody expected: the server is away, no worker polls yet (`NoLiveAnswer`,
+        logged as a warning), or it refuses (a deployment problem, logged as an error)."""
         if exc.status in UNREACHABLE:
             return TemporalUnavailable(self.address, reason(exc))
         if self._namespace_missing(exc):
             return self._no_namespace()
+        if is_no_poller(exc):
+            log.warning("Temporal at %s: no worker polls yet: %s", self.address, reason(exc))
+            return NoLiveAnswer(
+                f"no worker answered yet on Temporal at {self.address} ({reason(exc)}); try "
+                "later (is the core worker running?)"
+            )
         # INVALID_ARGUMENT here is never the caller's fault (inputs are validated before); the
         # usual cause is a search attribute that was not registered on this server.
         log.error("Temporal at %s refused a call: %s", self.address, reason(exc))

@@ -44,7 +44,7 @@ from ticketflow.contracts import (
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 
 from ._decide import decision_update_id, send_decision
-from ._temporal_errors import UNREACHABLE, TemporalErrors, reason
+from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, reason
 from .errors import (
     NoLiveAnswer,
     TemporalUnavailable,
@@ -206,7 +206,7 @@ class TicketGateway:
             except RPCError as exc:
                 if self.errors.is_not_found(exc):
                     raise TicketNotFound(ticket_id) from exc
-                if exc.status not in UNREACHABLE:
+                if exc.status not in UNREACHABLE and not is_no_poller(exc):
                     raise
                 await self._no_live_answer(exc)
             except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
