@@ -31,6 +31,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 from ticketflow.contracts import names
+from ticketflow.contracts.decision_signing import DecisionKey, DecisionVerifier, sign_decision
 from ticketflow.contracts.models import (
     DecideInput,
     ModelTier,
@@ -43,6 +44,7 @@ from ticketflow.contracts.models import (
     TicketStatus,
 )
 from ticketflow.core_worker.activities import SideEffectActivities
+from ticketflow.core_worker.decision_auth import DecisionAuth
 from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
@@ -50,6 +52,9 @@ from ticketflow.testkit import RecordedOutcomes, WorkerFleet, fake_agent, start_
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "replay" / "histories"
+# The capture's own decision key: decisions are signed as the api signs them (the core worker
+# refuses unsigned ones). A fixed test value, never a deployment's key.
+CAPTURE_KEY = DecisionKey("capture", b"ticketflow-capture-histories-key")
 
 # Workflow code versions: a new one for every change that alters commands (behind workflow.patched).
 VERSIONS = {
@@ -170,7 +175,11 @@ async def run_case(
         await wait_for_status(handle, TicketStatus.WAITING_APPROVAL)
         await handle.execute_update(
             names.DECIDE_UPDATE,
-            DecideInput(approved=case.decide, approver="alice", reason="checked the order"),
+            sign_decision(
+                inp.ticket.ticket_id,
+                DecideInput(approved=case.decide, approver="alice", reason="checked the order"),
+                CAPTURE_KEY,
+            ),
         )
     if case.cancel:
         await wait_for_status(handle, TicketStatus.WAITING_APPROVAL)
@@ -197,6 +206,7 @@ class Workers:
             names.CORE_QUEUE,
             workflows=[TicketWorkflow],
             activities=[acts.issue_refund, acts.send_reply],
+            interceptors=[DecisionAuth(DecisionVerifier([CAPTURE_KEY]))],
         )
         self.fleet.add(names.PROJECTION_QUEUE, activities=[RecordedOutcomes().activity])
         self.agents: dict[str, tuple[str, ModelTier]] = {

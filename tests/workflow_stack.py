@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from ticketflow import testkit
 from ticketflow.contracts import names
+from ticketflow.contracts.decision_signing import DecisionKey, DecisionVerifier, sign_decision
 from ticketflow.contracts.models import (
     DecideInput,
     DecideResult,
@@ -26,12 +27,16 @@ from ticketflow.contracts.models import (
     TicketStatus,
 )
 from ticketflow.core_worker.activities import SideEffectActivities
+from ticketflow.core_worker.decision_auth import DecisionAuth
 from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.projection.activities import ProjectionActivities
 from ticketflow.projection.rebuild import CLOSED_TICKETS_QUERY
 from ticketflow.projection.store import ReadModelStore, StoredOutcome
+
+# Decisions are signed as the api signs them; the core worker verifies with this key.
+DECISION_KEY = DecisionKey("stack", b"ticketflow-workflow-stack-key!!!")
 
 __all__ = [
     "TicketStack",
@@ -68,6 +73,7 @@ class TicketStack:
             names.CORE_QUEUE,
             workflows=[TicketWorkflow],
             activities=[side_effects.issue_refund, side_effects.send_reply],
+            interceptors=[DecisionAuth(DecisionVerifier([DECISION_KEY]))],
         )
         self.fleet.add(names.AGENT_QUEUE, activities=testkit.fake_agent(ModelTier.PRIMARY))
         self.fleet.add(
@@ -113,9 +119,13 @@ class TicketStack:
             return state.status == TicketStatus.WAITING_APPROVAL and state.accepting_decisions
 
         await testkit.eventually_async(waiting, what=f"{handle.id} waiting for approval")
+        ticket_id = names.ticket_id_from_workflow_id(handle.id)
+        assert ticket_id is not None
         await handle.execute_update(
             names.DECIDE_UPDATE,
-            DecideInput(approved=approved, approver="alice"),
+            sign_decision(
+                ticket_id, DecideInput(approved=approved, approver="alice"), DECISION_KEY
+            ),
             result_type=DecideResult,
         )
 

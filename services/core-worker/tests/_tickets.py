@@ -10,7 +10,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from ticketflow.contracts import names
-from ticketflow.contracts.models import TicketInput, TicketOutcome, TicketState
+from ticketflow.contracts.decision_signing import DecisionKey, sign_decision
+from ticketflow.contracts.models import DecideInput, TicketInput, TicketOutcome, TicketState
 from ticketflow.testkit import RecordedOutcomes, eventually_async
 
 Handle = WorkflowHandle[Any, TicketOutcome]
@@ -46,3 +47,15 @@ def count(ledger_path: Path, sql: str, *args: object) -> int:
     """One number from ``ledger.db``, read the way ops read it: plain SQL on the file."""
     with closing(sqlite3.connect(ledger_path)) as conn:
         return int(conn.execute(sql, args).fetchone()[0])
+
+
+# The decision keys the test core worker verifies with (conftest ``start_workers``): the current
+# signer, and a previous one still listed (rotation).
+TEST_KEY = DecisionKey("test-2", b"k" * 32)
+PREVIOUS_KEY = DecisionKey("test-1", b"p" * 32)
+TEST_KEYS = (TEST_KEY, PREVIOUS_KEY)
+
+
+def signed(ticket_id: str, decision: DecideInput, key: DecisionKey = TEST_KEY) -> DecideInput:
+    """``decision`` as the api sends it: signed for ``ticket_id``."""
+    return sign_decision(ticket_id, decision, key)

@@ -14,14 +14,16 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from ticketflow.contracts import names
+from ticketflow.contracts.decision_signing import DecisionKey, DecisionVerifier
 from ticketflow.contracts.models import ModelTier
 from ticketflow.core_worker.activities import SideEffectActivities
+from ticketflow.core_worker.decision_auth import DecisionAuth
 from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.testkit import RecordedOutcomes, WorkerFleet, fake_agent
 
-from ._tickets import StartWorkers
+from ._tickets import TEST_KEYS, StartWorkers
 
 
 @pytest.fixture
@@ -50,7 +52,8 @@ async def start_workers(
     side_effects: SideEffectActivities,
 ) -> AsyncIterator[StartWorkers]:
     """``await start_workers(env, ...)``: the workflow's queues are contracts names, so each test
-    runs its own workers (stopped after it) with whatever it leaves out or replaces. Returns the
+    runs its own workers (stopped after it) with whatever it leaves out or replaces. The core
+    worker verifies decisions with ``decision_keys`` (``_tickets.signed`` signs them). Returns the
     projection stand-in, which keeps every outcome it is given."""
 
     async def start(
@@ -62,6 +65,7 @@ async def start_workers(
         projection: bool = True,
         core_activities: Sequence[Callable[..., Any]] | None = None,
         primary_activities: Sequence[Callable[..., Any]] | None = None,
+        decision_keys: Sequence[DecisionKey] | None = TEST_KEYS,
     ) -> RecordedOutcomes:
         fleet = await worker_fleet(env.client)
         projected = RecordedOutcomes()
@@ -70,6 +74,10 @@ async def start_workers(
                 names.CORE_QUEUE,
                 workflows=[TicketWorkflow],
                 activities=core_activities or [side_effects.issue_refund, side_effects.send_reply],
+                # None: a worker built without the interceptor (it must fail closed too).
+                interceptors=[]
+                if decision_keys is None
+                else [DecisionAuth(DecisionVerifier(decision_keys))],
             )
         if primary:
             fleet.add(

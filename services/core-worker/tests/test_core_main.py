@@ -73,6 +73,8 @@ async def test_polls_the_core_queue_then_stops_gracefully_on_sigterm(
         alive=alive,
     )
     assert f"polling task queue {names.CORE_QUEUE!r}" in core.output()
+    # No keys: it runs (auto-approved tickets resolve) but says every human decision is refused.
+    assert "no decision keys" in core.output()
     core.proc.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(core.proc.wait, 30)
     assert code == 0, core.output()
@@ -85,6 +87,7 @@ async def test_polls_the_core_queue_then_stops_gracefully_on_sigterm(
         ("TICKETFLOW_CORE_MAX_CONCURRENT_ACTIVITIES", "-7"),
         ("TICKETFLOW_TEMPORAL_ADDRESS", "no-port-here"),
         ("TICKETFLOW_LOG_LEVEL", "chatty"),
+        ("TICKETFLOW_DECISION_KEYS", "k1:c2hvcnQtc2VjcmV0"),  # a 12-byte secret: too short
     ],
 )
 def test_bad_settings_exit_2_naming_the_variable_not_its_value(

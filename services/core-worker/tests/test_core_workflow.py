@@ -20,7 +20,7 @@ from ticketflow.contracts.models import (
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 from ticketflow.testkit import eventually_async, ticket_input
 
-from ._tickets import StartWorkers, count, start_ticket, state_when
+from ._tickets import StartWorkers, count, signed, start_ticket, state_when
 
 
 def waiting(state: TicketState) -> bool:
@@ -85,7 +85,10 @@ async def test_large_refund_waits_then_approved_by_a_human(
     assert count(ledger_path, "SELECT count(*) FROM refunds WHERE ticket_id=?", tid) == 0
     res = await handle.execute_update(
         names.DECIDE_UPDATE,
-        DecideInput(approved=True, approver="alice", reason="loyal customer"),
+        signed(
+            inp.ticket.ticket_id,
+            DecideInput(approved=True, approver="alice", reason="loyal customer"),
+        ),
         result_type=DecideResult,
     )
     assert res.status in (TicketStatus.EXECUTING, TicketStatus.RESOLVED)
@@ -102,7 +105,7 @@ async def test_large_refund_waits_then_approved_by_a_human(
     with pytest.raises(RPCError, match="already completed"):
         await handle.execute_update(
             names.DECIDE_UPDATE,
-            DecideInput(approved=False, approver="bob"),
+            signed(inp.ticket.ticket_id, DecideInput(approved=False, approver="bob")),
             result_type=DecideResult,
         )
     assert count(ledger_path, "SELECT count(*) FROM refunds WHERE ticket_id=?", tid) == 1
@@ -116,14 +119,16 @@ async def test_rejection_pays_nothing_and_sends_a_holding_reply(
     handle = await start_ticket(dev_env.client, inp)
     await state_when(handle, waiting, "WAITING_APPROVAL")
     res = await handle.execute_update(
-        names.DECIDE_UPDATE, DecideInput(approved=False, approver="alice"), result_type=DecideResult
+        names.DECIDE_UPDATE,
+        signed(inp.ticket.ticket_id, DecideInput(approved=False, approver="alice")),
+        result_type=DecideResult,
     )
     assert res.status == TicketStatus.REJECTED
     # A second decision while the first is being carried out is refused.
     with pytest.raises(WorkflowUpdateFailedError) as exc:
         await handle.execute_update(
             names.DECIDE_UPDATE,
-            DecideInput(approved=True, approver="bob"),
+            signed(inp.ticket.ticket_id, DecideInput(approved=True, approver="bob")),
             result_type=DecideResult,
         )
     assert "already decided" in str(exc.value.cause)
@@ -147,7 +152,7 @@ async def test_decision_refused_when_not_waiting(
     with pytest.raises(WorkflowUpdateFailedError) as exc:
         await handle.execute_update(
             names.DECIDE_UPDATE,
-            DecideInput(approved=True, approver="alice"),
+            signed(inp.ticket.ticket_id, DecideInput(approved=True, approver="alice")),
             result_type=DecideResult,
         )
     assert "not waiting for approval" in str(exc.value.cause)

@@ -27,7 +27,7 @@ from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.testkit import eventually_async, fake_agent, ticket_input
 
-from ._tickets import StartWorkers, count, start_ticket, state_when
+from ._tickets import StartWorkers, count, signed, start_ticket, state_when
 
 
 def waiting(state: TicketState) -> bool:
@@ -74,7 +74,7 @@ async def test_cancel_during_an_approved_refund_pays_once_and_resolves(
     await state_when(handle, waiting, "WAITING_APPROVAL")
     await handle.execute_update(
         names.DECIDE_UPDATE,
-        DecideInput(approved=True, approver="alice"),
+        signed(inp.ticket.ticket_id, DecideInput(approved=True, approver="alice")),
         result_type=DecideResult,
     )
     await asyncio.wait_for(started.wait(), 30)
@@ -113,7 +113,7 @@ async def test_a_second_run_of_an_id_whose_reply_was_sent_does_not_fail(
     await state_when(handle, waiting, "WAITING_APPROVAL")
     await handle.execute_update(
         names.DECIDE_UPDATE,
-        DecideInput(approved=False, approver="bob"),
+        signed(inp.ticket.ticket_id, DecideInput(approved=False, approver="bob")),
         result_type=DecideResult,
     )
     out = await handle.result()

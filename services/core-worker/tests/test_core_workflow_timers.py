@@ -16,7 +16,7 @@ from ticketflow.contracts.models import (
 )
 from ticketflow.testkit import ticket_input
 
-from ._tickets import Handle, StartWorkers, start_ticket
+from ._tickets import Handle, StartWorkers, signed, start_ticket
 
 
 async def scheduled_queues(handle: Handle) -> list[tuple[str, str]]:
@@ -44,7 +44,7 @@ async def test_approval_timeout_escalates_and_late_decision_is_refused(
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
         await handle.execute_update(
             names.DECIDE_UPDATE,
-            DecideInput(approved=True, approver="late"),
+            signed(inp.ticket.ticket_id, DecideInput(approved=True, approver="late")),
             result_type=DecideResult,
         )
 

@@ -1,7 +1,8 @@
 """Settings of core-worker, from ``TICKETFLOW_*`` environment variables (all optional).
 
 Built once in ``main()`` through ``ticketflow.runtime.load_settings``; the Temporal address,
-namespace and log level come from ``ServiceSettings``.
+namespace and log level come from ``ServiceSettings``, the decision keys
+(``TICKETFLOW_DECISION_KEYS``, ``TICKETFLOW_DECISION_KEYS_FILE``) from ``DecisionKeySettings``.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from ticketflow.runtime import ServiceSettings
+from ticketflow.runtime.decision_keys import DecisionKeySettings
 
 __all__ = ["Settings"]
 
 
-class Settings(ServiceSettings):
+class Settings(DecisionKeySettings):
     """core-worker settings."""
 
     data_dir: Path = Path("./var")

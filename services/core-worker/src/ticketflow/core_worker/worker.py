@@ -11,9 +11,11 @@ from socket import gethostname
 from temporalio.client import Client
 from temporalio.worker import Worker
 from ticketflow.contracts import names
+from ticketflow.contracts.decision_signing import DecisionVerifier
 from ticketflow.runtime import connect, package_version
 
 from .activities import Faults, SideEffectActivities
+from .decision_auth import DecisionAuth
 from .ledger import RefundLedger
 from .outbox import ReplyOutbox
 from .settings import Settings
@@ -38,6 +40,8 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         task_queue=names.CORE_QUEUE,
         workflows=[TicketWorkflow],
         activities=[acts.issue_refund, acts.send_reply],
+        # The `decide` validator accepts only decisions signed with one of these keys.
+        interceptors=[DecisionAuth(DecisionVerifier(settings.keys_for_decisions))],
         activity_executor=executor,
         max_concurrent_activities=settings.core_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.core_max_concurrent_workflow_tasks,
@@ -53,6 +57,18 @@ def _progress(line: str) -> None:
         f"{DIST_NAME}: {line}; start it (`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS",
         flush=True,
     )
+
+
+def _announce_keys(settings: Settings) -> None:
+    kids = [k.key_id for k in settings.keys_for_decisions]  # ids only, never a secret
+    if kids:
+        print(f"{DIST_NAME}: decisions verified with key ids {', '.join(kids)}", flush=True)
+    else:
+        print(
+            f"{DIST_NAME}: WARNING: no decision keys (TICKETFLOW_DECISION_KEYS or "
+            "TICKETFLOW_DECISION_KEYS_FILE): every human decision will be refused",
+            flush=True,
+        )
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -74,6 +90,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             f"ledger {settings.ledger_path}",
             flush=True,
         )
+        _announce_keys(settings)
         running = asyncio.create_task(worker.run(), name="core-worker")
         stopping = asyncio.create_task(stop.wait(), name="stop-requested")
         try:

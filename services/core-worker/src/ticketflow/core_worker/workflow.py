@@ -46,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from ticketflow.contracts.search_attributes import TICKET_STATUS
 
+    from .decision_auth import VERIFY_DECISION
+
 from ._routing import call_agent, describe_failure, is_cancel
 from .patches import PATCH_CLASSIFICATION_MEMO, PATCH_ROBUST_ENDS
 
@@ -273,6 +275,16 @@ class TicketWorkflow:
     def _validate_decide(self, inp: DecideInput) -> None:
         # Rejections here are written nowhere in history.
         facts = self._facts
+        # First: only a decision the api vouches for (an approver's token checked, then signed
+        # with a key this worker holds); anyone else learns nothing about the ticket.
+        verify = workflow.extern_functions().get(VERIFY_DECISION)
+        problem = (
+            "this core worker cannot verify decisions (built without DecisionAuth)"
+            if verify is None
+            else verify(facts.ticket_id, inp)
+        )
+        if problem is not None:
+            raise ApplicationError(f"decision refused: {problem}", type="DecisionNotVouched")
         if facts.decision is not None:
             raise ApplicationError(
                 f"ticket {facts.ticket_id} is already decided "
