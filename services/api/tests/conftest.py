@@ -57,6 +57,8 @@ APPROVERS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
 HOLD = "#hold"  # a ticket whose subject says this stays RECEIVED until signalled
 RELEASE_SIGNAL = "test_release"
 FINISH_SIGNAL = "test_finish"
+SLOW_ANSWER = "#slow-answer"  # a decision whose reason says this is applied, then answers on signal
+ANSWER_SIGNAL = "test_answer"
 
 
 @workflow.defn(name=names.TICKET_WORKFLOW)
@@ -74,6 +76,7 @@ class FakeTicketWorkflow:
         )
         self._released = HOLD not in inp.ticket.subject
         self._finished = False
+        self._answer = False
 
     def _move(self, status: TicketStatus) -> None:
         self._state.status = status
@@ -129,8 +132,12 @@ class FakeTicketWorkflow:
     def finish(self) -> None:
         self._finished = True
 
+    @workflow.signal(name=ANSWER_SIGNAL)
+    def answer(self) -> None:
+        self._answer = True
+
     @workflow.update(name=names.DECIDE_UPDATE)
-    def decide(self, inp: DecideInput) -> DecideResult:
+    async def decide(self, inp: DecideInput) -> DecideResult:
         decision = Decision(
             approved=inp.approved,
             approver=inp.approver,
@@ -140,6 +147,9 @@ class FakeTicketWorkflow:
         self._state.decision = decision
         self._state.accepting_decisions = False
         self._move(TicketStatus.EXECUTING if inp.approved else TicketStatus.REJECTED)
+        if inp.reason and SLOW_ANSWER in inp.reason:
+            # Applied, but the answer waits (past the api's deadline) for `test_answer`.
+            await workflow.wait_condition(lambda: self._answer)
         return DecideResult(
             ticket_id=self._state.ticket_id, status=self._state.status, decision=decision
         )
@@ -293,6 +303,8 @@ class Helpers:
     APPROVERS = APPROVERS
     HOLD = HOLD
     FINISH_SIGNAL = FINISH_SIGNAL
+    SLOW_ANSWER = SLOW_ANSWER
+    ANSWER_SIGNAL = ANSWER_SIGNAL
     bearer = staticmethod(bearer)
     submission = staticmethod(submission)
     serve_app = staticmethod(serve_app)

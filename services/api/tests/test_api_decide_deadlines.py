@@ -2,8 +2,9 @@
 
 A Temporal client stand-in whose calls never answer (they wait on an event nobody sets) lets each
 deadline expire on its own; what matters is what the caller is told: an update that found no
-worker in time may still be applied (`no_live_answer`), a describe that did not answer sent nothing
-(`unavailable`, Temporal up but slow), and only a failed health check says "unreachable".
+worker in time may have been applied (`decision_outcome_unknown`: retry the same request), a
+describe that did not answer sent nothing (`unavailable`, Temporal up but slow), and only a failed
+health check says "unreachable".
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 from ticketflow.api import Settings
-from ticketflow.api.errors import NoLiveAnswer, TemporalUnavailable, Unavailable
+from ticketflow.api.errors import DecisionOutcomeUnknown, TemporalUnavailable, Unavailable
 from ticketflow.api.temporal import TicketGateway
 from ticketflow.contracts import DecideInput, names
 
@@ -23,9 +25,16 @@ DECISION = DecideInput(approved=True, approver="alice", reason="ok")
 
 
 class Handle:
-    def __init__(self, *, describe_answers: bool, update_answers: bool) -> None:
+    def __init__(
+        self,
+        *,
+        describe_answers: bool,
+        update_answers: bool,
+        update_raises: Exception | None = None,
+    ) -> None:
         self.describe_answers = describe_answers
         self.update_answers = update_answers
+        self.update_raises = update_raises
         self.updates: list[dict[str, Any]] = []
 
     async def describe(self, **_: Any) -> Any:
@@ -35,6 +44,8 @@ class Handle:
 
     async def execute_update(self, name: str, arg: Any, **kwargs: Any) -> Any:
         self.updates.append({"name": name, "arg": arg, **kwargs})
+        if self.update_raises is not None:
+            raise self.update_raises
         if not self.update_answers:
             await asyncio.Event().wait()
         return "decided"
@@ -61,10 +72,11 @@ def gateway(client: Client) -> TicketGateway:
 
 async def test_an_update_without_a_worker_may_still_be_applied() -> None:
     client = Client(Handle(describe_answers=True, update_answers=False))
-    with pytest.raises(NoLiveAnswer) as info:
+    with pytest.raises(DecisionOutcomeUnknown) as info:
         await gateway(client).decide("t1", DECISION)
-    assert "may still be applied" in info.value.message
-    assert "send the same decision again" in info.value.message
+    assert info.value.code == "decision_outcome_unknown"
+    assert "may have been applied; retry the same request" in info.value.message
+    assert info.value.headers["Retry-After"] == "1"
     (update,) = client.handle.updates
     assert update["name"] == names.DECIDE_UPDATE and update["arg"] == DECISION
     assert update["id"].startswith("decide-")
@@ -79,6 +91,15 @@ async def test_a_slow_describe_is_not_reported_as_temporal_unreachable() -> None
     assert "did not describe ticket 't1'" in info.value.message
     assert "not sent" in info.value.message
     assert client.handle.updates == []
+
+
+async def test_temporal_going_away_during_the_update_is_outcome_unknown() -> None:
+    gone = RPCError("connection reset", RPCStatusCode.UNAVAILABLE, b"")
+    client = Client(Handle(describe_answers=True, update_answers=True, update_raises=gone))
+    with pytest.raises(DecisionOutcomeUnknown) as info:
+        await gateway(client).decide("t1", DECISION)
+    assert "may have been applied" in info.value.message
+    assert "unreachable" in info.value.message
 
 
 async def test_a_describe_that_fails_with_temporal_down_is_unreachable() -> None:

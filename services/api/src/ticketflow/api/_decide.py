@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from ticketflow.contracts import DecideInput, DecideResult, names
 
-from .errors import DecisionRejected, NoLiveAnswer, TicketNotFound, Unavailable
+from .errors import DecisionOutcomeUnknown, DecisionRejected, TicketNotFound, Unavailable
 
 if TYPE_CHECKING:
     from .temporal import TicketGateway
@@ -62,7 +64,7 @@ async def send_decision(
     desc = await _describe(gateway, handle, ticket_id)
     update_id = decision_update_id(decision)
     closed = desc.status != WorkflowExecutionStatus.RUNNING
-    async with gateway.errors.translated():
+    async with _sent(), gateway.errors.translated():
         try:
             async with asyncio.timeout(rpc_timeout + 1.0):
                 if closed:
@@ -86,10 +88,9 @@ async def send_decision(
             raise DecisionRejected(f"decision refused: {why}") from exc
         except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
             # Without a worker the update waits in the server and may still be applied later.
-            raise NoLiveAnswer(
-                f"no worker confirmed the decision within {rpc_timeout:g}s; it may still "
-                f"be applied: check GET /tickets/{ticket_id}, or send the same decision again "
-                "(it is applied once)"
+            raise DecisionOutcomeUnknown(
+                f"no worker confirmed the decision on ticket {ticket_id!r} within "
+                f"{rpc_timeout:g}s (GET /tickets/{ticket_id} shows whether it was)"
             ) from exc
         except RPCError as exc:
             if gateway.errors.is_not_found(exc):
@@ -97,6 +98,18 @@ async def send_decision(
                 raise _closed(ticket_id, desc.status if closed else None) from exc
             raise
     return result
+
+
+@asynccontextmanager
+async def _sent() -> AsyncIterator[None]:
+    """The update was sent: a 503 from here on means its outcome is unknown, not "not sent"."""
+    try:
+        yield
+    except DecisionOutcomeUnknown:
+        raise
+    except Unavailable as exc:
+        # Sent, and then the answer did not come: whatever the reason, it may have been applied.
+        raise DecisionOutcomeUnknown(exc.message, details=exc.details) from exc
 
 
 async def _describe(

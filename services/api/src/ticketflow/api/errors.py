@@ -21,6 +21,9 @@ maps the same classes to gRPC status codes, see `grpc_server.GRPC_CODES`):
         ├── TemporalRefused         503 temporal_refused     (server refused: a deployment problem,
         │                                                     e.g. search attribute not registered)
         ├── NoLiveAnswer            503 no_live_answer       (no worker answered the query in time)
+        ├── DecisionOutcomeUnknown  503 decision_outcome_unknown (the decision was sent, its answer
+        │                                                     did not come: it may have been
+        │                                                     applied; retry the same request)
         └── ReadModelUnavailable    503 read_model_unavailable (the projection's read API is not
                                                               answering)
 
@@ -45,6 +48,7 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "Conflict",
+    "DecisionOutcomeUnknown",
     "DecisionRejected",
     "InvalidRequest",
     "NoLiveAnswer",
@@ -176,6 +180,25 @@ class TemporalRefused(Unavailable):
 
 class NoLiveAnswer(Unavailable):
     code = "no_live_answer"
+
+
+class DecisionOutcomeUnknown(Unavailable):
+    """The decision was sent but no answer came back in time: it may have been applied.
+
+    The same request again is safe and is what the client must do: the update id is derived from
+    the decision, so a retry gets the first answer (or applies it once). `Retry-After` says when.
+    """
+
+    code = "decision_outcome_unknown"
+    RETRY_AFTER_S = 1
+
+    def __init__(self, why: str, *, details: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(
+            "the decision may have been applied; retry the same request (it is applied once, "
+            f"and a retry gets the first answer): {why}",
+            details=details,
+            headers={"Retry-After": str(self.RETRY_AFTER_S)},
+        )
 
 
 class ReadModelUnavailable(Unavailable):

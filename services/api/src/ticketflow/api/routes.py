@@ -210,7 +210,7 @@ async def get_ticket(ticket_id: TicketIdPath, tickets: TicketsDep) -> TicketView
         "Sends the workflow's `decide` update as the approver the bearer token belongs to. "
         "The workflow refuses it (409) when the ticket is not waiting, already decided, "
         "past its approval deadline, or closed. The same decision by the same approver sent "
-        "again answers the same 200 (it is applied once)."
+        "again answers the same 200 (it is applied once): after a 503, retry the same request."
     ),
     responses={
         200: {"description": "The decision was accepted."},
@@ -218,7 +218,19 @@ async def get_ticket(ticket_id: TicketIdPath, tickets: TicketsDep) -> TicketView
         404: _err("No such ticket."),
         409: _err("Not waiting for approval: late, duplicate, already decided, or closed."),
         **_BODY_ERRORS,
-        **_UNAVAILABLE,
+        503: {
+            **_err(
+                "Temporal is unreachable, or the decision was sent and its answer did not come "
+                "in time (`decision_outcome_unknown`): it may have been applied; retry the same "
+                "request, which is applied once and gets the first answer."
+            ),
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying the same request.",
+                    "schema": {"type": "integer"},
+                }
+            },
+        },
     },
 )
 async def decide_ticket(
