@@ -56,6 +56,10 @@ def test_up_starts_everything_then_stops_everything(
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert f"dev:{token}" in out
     assert (data_dir / "temporal.db").exists()
+    # Private: the data dir 0700, every file in it 0600 (temporal.db by the dev server's umask).
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    for path in data_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
     records = {service: _stub_record(data_dir, service) for service in SERVICES}
     for service, record in records.items():
@@ -79,9 +83,16 @@ def test_up_starts_everything_then_stops_everything(
     temporal_port = int(stack_env["TICKETFLOW_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
     assert not port_is_open("127.0.0.1", temporal_port)
 
-    # Again on the same data dir: same temporal.db, same token; Ctrl-C this time.
+    # Again on the same data dir: same temporal.db, same token; Ctrl-C this time. The data dir and
+    # temporal.db as an older version left them (readable by others) are tightened, one line each.
+    data_dir.chmod(0o755)
+    (data_dir / "temporal.db").chmod(0o644)
     second = launches(args, stack_env)
     second.wait_for_line("ticketflow is up")
+    tightened = [line for line in second.lines if "tightened the permissions" in line]
+    assert len(tightened) == 2, second.output
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data_dir / "temporal.db").stat().st_mode) == 0o600
     assert token_file.read_text().strip() == token
     assert f"dev:{token}" in second.output and "new," not in second.output
     pids = second.started_pids()

@@ -7,6 +7,8 @@ tests/test_projection_rebuild.py; here, Temporal only knows the workflow by name
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -121,3 +123,27 @@ async def test_cancelled_during_the_swap_completes_it(
     assert report.failed == {"ghost-6": NOT_IN_TEMPORAL}
     assert view.get("ghost-6") is None  # the rebuilt file is the one in place
     assert not any(".rebuild-" in p.name for p in view.path.parent.iterdir())
+
+
+async def test_the_rebuilt_file_is_private(
+    temporal: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuild's fresh file is created 0600 whatever the umask, so the file swapped in is too."""
+    old_umask = os.umask(0o022)
+    try:
+        view = ReadModelStore(tmp_path / "readmodel.db")
+        view.record(testkit.outcome("ghost-7"), run_id="gone")
+        fresh_modes: list[int] = []
+        real_swap = ReadModelStore.swap_in
+
+        def swap_in(self: ReadModelStore, fresh: ReadModelStore, before_swap) -> None:
+            fresh_modes.append(stat.S_IMODE(fresh.path.stat().st_mode))
+            real_swap(self, fresh, before_swap)
+
+        monkeypatch.setattr(ReadModelStore, "swap_in", swap_in)
+        await rebuild(temporal.client, view.path)
+    finally:
+        os.umask(old_umask)
+    assert fresh_modes == [0o600]
+    assert stat.S_IMODE(view.path.stat().st_mode) == 0o600
+    assert view.get("ghost-7") is not None  # kept: no --drop-unretained

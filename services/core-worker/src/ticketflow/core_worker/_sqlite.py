@@ -2,7 +2,9 @@
 same way, written in serialised transactions, and the audit record of who asked.
 
 Each store keeps its own tables in the file (docs/architecture.md, "Side effects: effectively
-once"); this module only knows how to open it and write to it safely.
+once"); this module only knows how to open it and write to it safely. The file is private:
+created 0600 (its WAL side files follow its mode) in a dir created 0700, and a file an older
+version left readable by others is tightened on open, one log line each (``runtime.files``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from ticketflow.runtime.files import private_dir, private_sqlite
 
 __all__ = ["UNIDENTIFIED", "AttemptInfo", "SqliteStore", "effect_id", "now_iso"]
 
@@ -48,7 +52,8 @@ class SqliteStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent, tighten=False)  # 0700 if created here; a given dir stays
+        private_sqlite(self.path)  # before SQLite creates it with the umask's mode
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(self.SCHEMA)

@@ -39,6 +39,7 @@ class ChildSpec:
     ready_what: str = ""  # shown in progress lines, e.g. "http://127.0.0.1:8000/readyz"
     stop_wave: int = 0  # lower waves stop first
     quiet_when_stopping: bool = False  # drop its output once asked to stop (shutdown chatter)
+    umask: int | None = None  # e.g. 0o077: what the child creates is 0600; None inherits
 
 
 @dataclass
@@ -102,4 +103,5 @@ def spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
         env=env,
         cwd=spec.cwd,
         start_new_session=True,
+        umask=-1 if spec.umask is None else spec.umask,
     )

@@ -19,9 +19,20 @@ from .config import StackConfig, UsageError
 from .data_dir import TEMPORAL_DB
 from .supervisor import ChildSpec
 
-__all__ = ["SERVICES", "dev_server_child", "service_children", "service_commands", "service_env"]
+__all__ = [
+    "PRIVATE_UMASK",
+    "SERVICES",
+    "dev_server_child",
+    "service_children",
+    "service_commands",
+    "service_env",
+]
 
 SERVICES = ("core-worker", "agent-worker", "projection", "api")
+
+# Every child runs with this umask: what it creates in the data dir (temporal.db and its SQLite side
+# files, ledger.db, readmodel.db) is 0600, a dir 0700. The services also do that themselves.
+PRIVATE_UMASK = 0o077
 
 
 def service_commands(bin_dir: Path) -> dict[str, list[str]]:
@@ -72,6 +83,7 @@ def dev_server_child(config: StackConfig, binary: str, env: Mapping[str, str]) -
         ready_what=f"127.0.0.1:{config.temporal_port}",
         stop_wave=1,  # after the services, so workers shut down cleanly
         quiet_when_stopping=True,  # its shutdown warnings say nothing useful
+        umask=PRIVATE_UMASK,
     )
 
 
@@ -93,6 +105,7 @@ def service_children(
             "core-worker",
             commands["core-worker"],
             env=env,
+            umask=PRIVATE_UMASK,
             ready=pollers.probe([(names.CORE_QUEUE, WORKFLOW)], since_epoch_s=since_epoch_s),
             ready_what=f"polling {names.CORE_QUEUE}",
         ),
@@ -100,6 +113,7 @@ def service_children(
             "agent-worker",
             commands["agent-worker"],
             env=env,
+            umask=PRIVATE_UMASK,
             ready=pollers.probe(
                 [(names.AGENT_QUEUE, ACTIVITY), (names.AGENT_FALLBACK_QUEUE, ACTIVITY)],
                 since_epoch_s=since_epoch_s,
@@ -110,6 +124,7 @@ def service_children(
             "projection",
             commands["projection"],
             env=env,
+            umask=PRIVATE_UMASK,
             ready=all_of(
                 lambda: tcp_open(config.projection_host, config.projection_port),
                 pollers.probe([(names.PROJECTION_QUEUE, ACTIVITY)], since_epoch_s=since_epoch_s),
@@ -120,6 +135,7 @@ def service_children(
             "api",
             commands["api"],
             env={**env, **api_env},
+            umask=PRIVATE_UMASK,
             # The port first: each /readyz call is a line in the api's access log.
             ready=all_of(
                 lambda: tcp_open("127.0.0.1", grpc),

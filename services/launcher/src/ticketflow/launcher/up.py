@@ -34,7 +34,14 @@ from .config import (
     check_ports,
     stack_config,
 )
-from .data_dir import STATE_FILE, TEMPORAL_DB, TOKEN_FILE, dev_approver_token, lock_data_dir
+from .data_dir import (
+    STATE_FILE,
+    TEMPORAL_DB,
+    TOKEN_FILE,
+    dev_approver_token,
+    lock_data_dir,
+    secure_data_dir,
+)
 from .stack import SERVICES, dev_server_child, service_children, service_commands, service_env
 from .supervisor import Stage, Supervisor, SupervisorError
 
@@ -48,6 +55,8 @@ def up(settings: LauncherSettings, options: UpOptions) -> int:
     use, a port is taken or a command is missing.
     """
     config = stack_config(settings, options)
+    tightened: list[str] = []
+    secure_data_dir(config.data_dir, tightened.append)
     lock = lock_data_dir(config.data_dir)
     try:
         supervisor = Supervisor(
@@ -57,6 +66,8 @@ def up(settings: LauncherSettings, options: UpOptions) -> int:
             state_file=config.data_dir / STATE_FILE,
             state_owner="`ticketflow up`",
         )
+        for line in tightened:
+            supervisor.log(line)
         # With the lock held, no launcher runs on this data dir: whatever its state file lists
         # and still runs was left by one that was killed (and holds the ports checked next).
         supervisor.stop_stale_children()

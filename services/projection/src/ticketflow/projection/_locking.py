@@ -46,9 +46,9 @@ class SwapLock:
         if not self.enabled:
             yield
             return
-        gate = os.open(self.gate_path, os.O_RDWR | os.O_CREAT, 0o644)
+        gate = os.open(self.gate_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            main = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            main = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(gate, fcntl.LOCK_EX)
                 fcntl.flock(main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)

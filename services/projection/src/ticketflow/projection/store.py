@@ -32,6 +32,13 @@ holds a shared ``flock`` on ``readmodel.db.lock`` while its connection is open; 
 exclusively, behind a turnstile (``readmodel.db.gate``) so that readers cannot starve it. So no
 connection ever spans a replace: after the swap every call opens the new file, and the old file's
 WAL side files can be removed safely.
+
+Private files
+-------------
+The file is created 0600 before SQLite opens it (its ``-wal``/``-shm`` files get its mode; the
+lock files are 0600 too), in a dir created 0700; rebuild's fresh file is made the same way, so the
+swapped-in file is private as well. A file an older version left readable by others is tightened
+when the store opens it, with one log line each (``ticketflow.runtime.files``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticketflow.contracts.models import TicketOutcome
+from ticketflow.runtime.files import private_dir, private_file, private_sqlite
 
 from ._codec import StoredOutcome, from_micros, rows_since, select_rows, to_micros, upsert
 from ._locking import SwapLock, fsync_dir
@@ -85,7 +93,11 @@ class ReadModelStore:
         self._swap_lock = SwapLock(self.path, enabled=shared_lock)
         self.lock_path = self._swap_lock.lock_path
         self.gate_path = self._swap_lock.gate_path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent, tighten=False)  # 0700 if created here; a given dir stays
+        private_sqlite(self.path, create=prepare)
+        if shared_lock:
+            private_file(self.lock_path)
+            private_file(self.gate_path)
         if prepare:
             with self._swap_lock.shared(), self._connect() as conn:
                 migrate(conn)
@@ -114,18 +126,21 @@ class ReadModelStore:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        with self._swap_lock.shared(), self._connect() as conn:
-            # Cheap when present; recreates the table if someone deleted the file under us.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                create(conn)
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._swap_lock.shared():
+            if not self.path.exists():
+                private_file(self.path)  # deleted under us: SQLite would create it world-readable
+            with self._connect() as conn:
+                # Cheap when present; recreates the table if someone deleted the file under us.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    create(conn)
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
 
     # ---- writes -------------------------------------------------------------------------------
 
