@@ -53,6 +53,9 @@ environment (all optional):
   TICKETFLOW_GRPC_PORT          gRPC port (50051; 0 picks a free one)
   TICKETFLOW_PROJECTION_ADDRESS projection read API, the fallback of ticket lookups (127.0.0.1:50052)
   TICKETFLOW_APPROVER_TOKENS    name:token,name:token (without it every decision is refused)
+  TICKETFLOW_DECISION_KEYS      kid:base64secret,... shared with the core worker; the first signs
+                                decisions (without it the core worker refuses every decision)
+  TICKETFLOW_DECISION_KEYS_FILE a file of the same entries
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
   TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
   (the README lists every variable: deadlines, limits, the finer policy knobs)
@@ -91,6 +94,15 @@ class _Server(uvicorn.Server):
                 f"read model at {self._settings.projection_address})",
                 flush=True,
             )
+            keys = self._settings.keys_for_decisions
+            if keys:  # the key id only, never a secret
+                print(f"{PROG}: decisions signed with key id {keys[0].key_id}", flush=True)
+            else:
+                print(
+                    f"{PROG}: WARNING: no decision keys (TICKETFLOW_DECISION_KEYS or "
+                    "TICKETFLOW_DECISION_KEYS_FILE): the core worker will refuse every decision",
+                    flush=True,
+                )
 
 
 def _http_server(app: FastAPI, settings: Settings, grpc_address: str) -> _Server:

@@ -1,10 +1,11 @@
 """Settings of the api service, from `TICKETFLOW_*` environment variables.
 
 The shared ones (Temporal address, namespace, log level) come from `ticketflow.runtime`'s
-`ServiceSettings` (docs/architecture.md, "Configuration"). Built once in `main()` by
-`load_settings` (or by a test) and handed to `create_app`; never read at import time. Problems a
-single field cannot see (approver tokens, the policy as a whole) are refused by `_derive` with a
-message that names the variable, never its value.
+`ServiceSettings` (docs/architecture.md, "Configuration"), the decision keys the api signs with
+(`TICKETFLOW_DECISION_KEYS`, `TICKETFLOW_DECISION_KEYS_FILE`) from its `DecisionKeySettings`.
+Built once in `main()` by `load_settings` (or by a test) and handed to `create_app`; never read at
+import time. Problems a single field cannot see (approver tokens, the policy as a whole) are
+refused by `_derive` with a message that names the variable, never its value.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 from ticketflow.contracts import MAX_ID_CHARS, Policy, names
-from ticketflow.runtime import ServiceSettings, env_var
+from ticketflow.runtime import env_var
+from ticketflow.runtime.decision_keys import DecisionKeySettings
 
 __all__ = ["POLICY_MAX_S", "Approver", "Settings", "parse_approver_tokens"]
 
@@ -84,7 +86,7 @@ def parse_approver_tokens(raw: str) -> tuple[Approver, ...]:
     return tuple(approvers)
 
 
-class Settings(ServiceSettings):
+class Settings(DecisionKeySettings):
     """Everything the api service reads from its environment (beyond `ServiceSettings`)."""
 
     # The prefix and frozen come from ServiceSettings. "forbid" refuses a misspelt keyword

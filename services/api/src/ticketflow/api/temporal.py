@@ -41,6 +41,7 @@ from ticketflow.contracts import (
     TicketStatus,
     names,
 )
+from ticketflow.contracts.decision_signing import sign_decision
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 
 from ._decide import decision_update_id, send_decision
@@ -86,6 +87,9 @@ class TicketGateway:
         self.rpc_timeout = settings.rpc_timeout_s
         self._queue = settings.core_queue
         self._policy = settings.policy
+        # The first decision key signs (the core worker accepts only signed decisions).
+        keys = settings.keys_for_decisions
+        self._signer = keys[0] if keys else None
         self._query_timeout = settings.query_timeout_s
         self._health_timeout = settings.health_timeout_s
         self._client = client
@@ -265,7 +269,12 @@ class TicketGateway:
         return tickets
 
     async def decide(self, ticket_id: str, decision: DecideInput) -> DecideResult:
-        """Send the `decide` update once (see `_decide.send_decision`)."""
+        """Send the `decide` update once (see `_decide.send_decision`), signed: the api has
+        checked the approver's token, and the core worker's validator accepts only a decision
+        signed with one of its keys (`contracts.decision_signing`). Without a key it goes unsigned
+        and the worker refuses it (409), the way a decision without approver tokens gets 401."""
+        if self._signer is not None:
+            decision = sign_decision(ticket_id, decision, self._signer)
         client = await self.connect()
         handle = client.get_workflow_handle(names.workflow_id(ticket_id))
         return await send_decision(self, handle, ticket_id, decision)
