@@ -52,6 +52,9 @@ class LauncherSettings(ServiceSettings):
     grpc_port: Port = 50051
     projection_address: HostPort = "127.0.0.1:50052"
     approver_tokens: SecretStr | None = None  # only whether it is set matters here
+    # Only whether either is set matters here (the services read them): unset, a dev key is made.
+    decision_keys: SecretStr | None = None
+    decision_keys_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class StackConfig:
     projection_port: int
     external_temporal: str | None  # an address when not starting the dev server
     approver_tokens_given: bool  # False: `ticketflow up` makes a dev token
+    decision_keys_given: bool = False  # False: `ticketflow up` makes a dev decision key
 
     @property
     def temporal_address(self) -> str:
@@ -128,6 +132,8 @@ def stack_config(settings: LauncherSettings, options: UpOptions) -> StackConfig:
         projection_port=p_port,
         external_temporal=external,
         approver_tokens_given=tokens is not None and bool(tokens.get_secret_value().strip()),
+        decision_keys_given=settings.decision_keys_file is not None
+        or (settings.decision_keys is not None and bool(settings.decision_keys.get_secret_value())),
     )
 
 

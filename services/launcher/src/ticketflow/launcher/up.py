@@ -42,6 +42,7 @@ from .data_dir import (
     lock_data_dir,
     secure_data_dir,
 )
+from .dev_keys import dev_decision_keys
 from .stack import SERVICES, dev_server_child, service_children, service_commands, service_env
 from .supervisor import Stage, Supervisor, SupervisorError
 
@@ -102,6 +103,7 @@ class Launch:
         self.temporal = temporal
         self.env = env
         self.approver_note, self.api_env = self._approver_tokens()
+        self.decisions_note, self.decision_env = self._decision_keys()
         self.pollers = TemporalPollers(config.temporal_address, config.namespace)
         self.started_at, self.started_wall = time.monotonic(), time.time()
 
@@ -114,6 +116,15 @@ class Launch:
         note = f"dev:{token}  ({'new, ' if created else ''}kept in {data_dir / TOKEN_FILE})"
         return note, {"TICKETFLOW_APPROVER_TOKENS": f"dev:{token}"}
 
+    def _decision_keys(self) -> tuple[str, dict[str, str]]:
+        """The banner's decision-key line, and the services' extra environment: without keys
+        configured, the path of a dev key file (the api signs with it, the core worker checks)."""
+        if self.config.decision_keys_given:
+            return "from TICKETFLOW_DECISION_KEYS / TICKETFLOW_DECISION_KEYS_FILE", {}
+        path, key_id, created = dev_decision_keys(self.config.data_dir)
+        note = f"dev key {key_id}  ({'new, ' if created else ''}kept in {path})"
+        return note, {"TICKETFLOW_DECISION_KEYS_FILE": str(path)}
+
     def stages(self) -> list[Stage]:
         stages: list[Stage] = []
         if self.temporal is not None:
@@ -121,7 +132,8 @@ class Launch:
         services = service_children(
             self.config,
             self.commands,
-            service_env(self.config, self.env),
+            # The key file's path only (the api and the core worker read it; the others ignore it).
+            {**service_env(self.config, self.env), **self.decision_env},
             self.pollers,
             since_epoch_s=self.started_wall,
             api_env=self.api_env,
@@ -145,7 +157,7 @@ class Launch:
 
     def print_banner(self) -> None:
         took = time.monotonic() - self.started_at
-        for line in banner(self.config, self.approver_note, took):
+        for line in banner(self.config, self.approver_note, took, self.decisions_note):
             self.supervisor.emit("", line)
 
     def run(self) -> int:
@@ -157,7 +169,9 @@ class Launch:
             self.pollers.close()
 
 
-def banner(config: StackConfig, approver_note: str, took_s: float) -> list[str]:
+def banner(
+    config: StackConfig, approver_note: str, took_s: float, decisions_note: str = ""
+) -> list[str]:
     """What `ticketflow up` prints once everything is ready: where each part listens."""
     http = f"http://127.0.0.1:{config.http_port}"
     ui = f"http://127.0.0.1:{config.ui_port}" if config.ui_port else "(off)"
@@ -174,5 +188,6 @@ def banner(config: StackConfig, approver_note: str, took_s: float) -> list[str]:
         f"  Temporal UI   {ui}",
         f"  Data dir      {config.data_dir}",
         f"  Approver      {approver_note}",
+        *([f"  Decisions     signed with {decisions_note}"] if decisions_note else []),
         "",
     ]
