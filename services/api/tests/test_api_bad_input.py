@@ -45,9 +45,9 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
     ("json-null", "POST", "/tickets", JSON, b"null", 422),
     ("empty-body", "POST", "/tickets", JSON, b"", 422),
     ("blank-body", "POST", "/tickets", JSON, b"  \n ", 422),
-    ("invalid-utf8", "POST", "/tickets", JSON, b'{"subject": "\xff\xfe"}', 400),
+    ("invalid-utf8", "POST", "/tickets", JSON, b'{"subject": "\xff\xfe"}', 422),
     ("deeply-nested", "POST", "/tickets", JSON, b"[" * 50_000 + b"]" * 50_000, 413),
-    ("nested-within-limit", "POST", "/tickets", JSON, b"[" * 30_000 + b"]" * 30_000, 400),
+    ("nested-within-limit", "POST", "/tickets", JSON, b"[" * 30_000 + b"]" * 30_000, 422),
     ("nan", "POST", "/tickets", JSON, with_()[:-1] + b', "requested_refund_cents": NaN}', 422),
     # -- POST /tickets: content type
     ("no-content-type", "POST", "/tickets", {}, with_(), 415),
@@ -74,7 +74,6 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
     ("body-object", "POST", "/tickets", JSON, with_(body={"a": 1}), 422),
     ("cents-string", "POST", "/tickets", JSON, with_(requested_refund_cents="12"), 422),
     ("cents-float", "POST", "/tickets", JSON, with_(requested_refund_cents=12.5), 422),
-    ("cents-integral-float", "POST", "/tickets", JSON, with_(requested_refund_cents=12.0), 422),
     ("cents-bool", "POST", "/tickets", JSON, with_(requested_refund_cents=True), 422),
     ("cents-negative", "POST", "/tickets", JSON, with_(requested_refund_cents=-1), 422),
     (
@@ -90,6 +89,9 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
     ("missing-subject", "POST", "/tickets", JSON, without("subject"), 422),
     ("missing-customer", "POST", "/tickets", JSON, without("customer_id"), 422),
     ("null-subject", "POST", "/tickets", JSON, with_(subject=None), 422),
+    ("nul-in-subject", "POST", "/tickets", JSON, with_(subject="a\u0000b"), 422),
+    ("nul-in-body", "POST", "/tickets", JSON, with_(body="\u0000"), 422),
+    ("nul-in-customer", "POST", "/tickets", JSON, with_(customer_id="c\u0000"), 422),
     # -- POST /tickets: bounds
     ("empty-subject", "POST", "/tickets", JSON, with_(subject=""), 422),
     ("blank-subject", "POST", "/tickets", JSON, with_(subject="   "), 422),

@@ -17,10 +17,19 @@ DOCUMENTED = {
     ("get", "/readyz"): {"200": "Readiness"},
 }
 ERRORS = {
-    ("post", "/tickets"): {"409", "413", "415", "422", "503"},
+    ("post", "/tickets"): {"400", "409", "413", "415", "422", "503"},
     ("get", "/tickets"): {"422", "503"},
     ("get", "/tickets/{ticket_id}"): {"404", "422", "503"},
-    ("post", "/tickets/{ticket_id}/decision"): {"401", "404", "409", "413", "415", "422", "503"},
+    ("post", "/tickets/{ticket_id}/decision"): {
+        "400",
+        "401",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+    },
     ("get", "/healthz"): set(),
     ("get", "/readyz"): {"503"},
 }

@@ -82,7 +82,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.tickets = TicketService(gateway, read_model_client)
-    install_error_handlers(app)
+    install_error_handlers(app, routes=router.routes)
     app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

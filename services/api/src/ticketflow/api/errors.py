@@ -34,7 +34,7 @@ found them (`RequestValidationError`) or the service layer did (`InvalidRequest`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -43,6 +43,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 
 __all__ = [
     "ApiError",
@@ -284,14 +285,39 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _method_not_allowed(routes: Sequence[BaseRoute]) -> Callable[[Request, Exception], Any]:
+    """405 with every method the path has in `Allow` (the router names one route's only)."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        methods: set[str] = set()
+        for route in routes:
+            if isinstance(route, Route) and route.methods:
+                match, _ = route.matches(request.scope)
+                if match != Match.NONE:
+                    methods |= route.methods
+        allowed = ", ".join(sorted(methods))
+        return JSONResponse(
+            error_body(
+                "method_not_allowed",
+                f"method {request.method} is not allowed on {request.url.path}; use {allowed}",
+            ),
+            405,
+            headers={"Allow": allowed},
+        )
+
+    return handler
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A true bug: log it whole, answer without internals.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("internal", "internal server error"), 500)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, routes: Sequence[BaseRoute] = ()) -> None:
+    """The handlers of every error; `routes` are the api's, whose methods a 405 lists."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(405, _method_not_allowed(routes))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

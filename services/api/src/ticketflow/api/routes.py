@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
 
 from .auth import ApproverDep
+from .bodies import JsonBodyRoute
 from .deps import SettingsDep, TicketsDep
 from .errors import UnsupportedMediaType
 from .schemas import (
@@ -48,9 +49,13 @@ def _err(description: str) -> dict[str, Any]:
 
 
 _INVALID: _Responses = {
-    422: _err("Invalid request: malformed JSON, wrong types, unknown fields, bad limits.")
+    422: _err(
+        "Invalid request: malformed JSON (including a body that is not UTF-8 or is nested too "
+        "deeply), wrong types, unknown fields, bad limits, NUL characters in text."
+    )
 }
 _BODY_ERRORS: _Responses = {
+    400: _err("Invalid Content-Length header."),
     413: _err("Request body over the size limit."),
     415: _err("Content-Type is not application/json."),
     **_INVALID,
@@ -119,7 +124,7 @@ class ListTicketsQuery(BaseModel):
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="At most this many tickets.")
 
 
-router = APIRouter()
+router = APIRouter(route_class=JsonBodyRoute)
 
 
 @router.post(

@@ -7,10 +7,12 @@ the nested parts, so the API says exactly what the workflow says.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 from ticketflow.contracts import (
     MAX_BODY_CHARS,
     MAX_REASON_CHARS,
@@ -43,18 +45,42 @@ __all__ = [
     "TicketView",
 ]
 
+
+def _no_nul(value: object) -> object:
+    """Refuse NUL (U+0000) in request text: valid JSON, but it truncates C strings, breaks logs and
+    terminals downstream, and is never part of a ticket. (The contracts' payload models keep
+    accepting it: tightening them would break stored payloads, docs/compatibility.md.)"""
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("string_nul", "must not contain NUL characters (U+0000)")
+    return value
+
+
+def _whole_number(value: object) -> object:
+    """A JSON number with no fractional part is an integer (`529.0` is 529), as JSON Schema's
+    `integer`, which the OpenAPI document publishes, says; anything else stays refused."""
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise PydanticCustomError("int_type", "Input should be a whole number of cents")
+    return value
+
+
+NoNul = BeforeValidator(_no_nul)
+_NO_NUL = "No NUL characters (U+0000)."
 # At least one non-blank character (pydantic patterns search, they are not anchored).
 _NOT_BLANK = r"\S"
 TicketIdField = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=TICKET_ID_PATTERN)
 ]
 Subject = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS, pattern=_NOT_BLANK)
+    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS, pattern=_NOT_BLANK), NoNul
 ]
 Body = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS, pattern=_NOT_BLANK)
+    str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS, pattern=_NOT_BLANK), NoNul
 ]
-Reason = Annotated[str, StringConstraints(max_length=MAX_REASON_CHARS)]
+Reason = Annotated[str, StringConstraints(max_length=MAX_REASON_CHARS), NoNul]
+RequestId = Annotated[ShortId, NoNul]
+RefundCents = Annotated[Cents, BeforeValidator(_whole_number)]
 
 _EXAMPLE_TICKET_ID = "4f7d2c1e9b8a4d6f8e2a1b3c5d7e9f01"
 
@@ -84,12 +110,16 @@ class SubmitTicketRequest(_Request):
     ticket_id: TicketIdField | None = Field(
         None, description="Idempotency key: 1-64 of A-Z a-z 0-9 _ -; generated when absent."
     )
-    customer_id: ShortId
-    subject: Subject
-    body: Body
-    order_id: ShortId | None = None
-    requested_refund_cents: Cents | None = Field(
-        None, description=f"Integer cents, 0..{MAX_REFUND_CENTS}."
+    customer_id: RequestId = Field(description=f"No whitespace. {_NO_NUL}")
+    subject: Subject = Field(description=f"At least one non-blank character. {_NO_NUL}")
+    body: Body = Field(description=f"At least one non-blank character. {_NO_NUL}")
+    order_id: RequestId | None = Field(None, description=f"No whitespace. {_NO_NUL}")
+    requested_refund_cents: RefundCents | None = Field(
+        None,
+        description=(
+            f"Integer cents, 0..{MAX_REFUND_CENTS}: a JSON number without a fractional part "
+            "(2599 or 2599.0)."
+        ),
     )
 
     def to_ticket(self, ticket_id: str, submitted_at: datetime) -> Ticket:
@@ -108,7 +138,7 @@ class DecisionRequest(_Request):
     )
 
     approved: bool
-    reason: Reason | None = None
+    reason: Reason | None = Field(None, description=_NO_NUL)
 
 
 class TicketAccepted(BaseModel):
