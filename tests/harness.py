@@ -8,6 +8,7 @@ test fails, so a failure says what each process did.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import os
 import signal
@@ -28,11 +29,23 @@ from ticketflow.runtime.search_attributes import ensure_search_attributes
 from ticketflow.testkit import eventually as _eventually
 from ticketflow.testkit import free_port
 
-__all__ = ["TERMINAL", "TOKENS", "Stack", "bearer", "eventually", "submit", "ticket", "wait_status"]
+__all__ = [
+    "DECISION_KEYS",
+    "TERMINAL",
+    "TOKENS",
+    "Stack",
+    "bearer",
+    "eventually",
+    "submit",
+    "ticket",
+    "wait_status",
+]
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
 TOKENS = {"alice": "tok-alice-0123456789", "bob": "tok-bob-0123456789"}
+# The decision key the api signs with and the core worker verifies with (a test value).
+DECISION_KEYS = "e2e:" + base64.b64encode(b"ticketflow-e2e-decision-key-0123").decode()
 
 _CORE = [(names.CORE_QUEUE, pollers.WORKFLOW), (names.CORE_QUEUE, pollers.ACTIVITY)]
 _AGENT = {
@@ -105,6 +118,7 @@ class Stack:
             "TICKETFLOW_GRPC_PORT": str(self.grpc_port),
             "TICKETFLOW_PROJECTION_ADDRESS": f"127.0.0.1:{self.projection_port}",
             "TICKETFLOW_APPROVER_TOKENS": ",".join(f"{n}:{t}" for n, t in TOKENS.items()),
+            "TICKETFLOW_DECISION_KEYS": DECISION_KEYS,
             "TICKETFLOW_MOCK_LATENCY_MS": "0",
             **env,
         }
