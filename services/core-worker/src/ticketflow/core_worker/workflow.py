@@ -284,7 +284,10 @@ class TicketWorkflow:
             else verify(facts.ticket_id, inp)
         )
         if problem is not None:
-            raise ApplicationError(f"decision refused: {problem}", type="DecisionNotVouched")
+            raise ApplicationError(
+                f"{problem}; only decisions signed by the api are accepted",
+                type="DecisionNotVouched",
+            )
         if facts.decision is not None:
             raise ApplicationError(
                 f"ticket {facts.ticket_id} is already decided "
