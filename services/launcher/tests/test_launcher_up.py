@@ -54,7 +54,9 @@ def test_up_starts_everything_then_stops_everything(
     token_file = data_dir / "approver-token"
     token = token_file.read_text().strip()
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    assert f"dev:{token}" in out
+    # The banner says where the token is and how to read it, never the token itself.
+    assert token not in out
+    assert f"cat {token_file}" in out and "(new)" in out
     assert (data_dir / "temporal.db").exists()
     # Private: the data dir 0700, every file in it 0600 (temporal.db by the dev server's umask).
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
@@ -94,7 +96,8 @@ def test_up_starts_everything_then_stops_everything(
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((data_dir / "temporal.db").stat().st_mode) == 0o600
     assert token_file.read_text().strip() == token
-    assert f"dev:{token}" in second.output and "new," not in second.output
+    assert token not in second.output
+    assert f"cat {token_file}" in second.output and "(new)" not in second.output
     pids = second.started_pids()
     second.process.send_signal(signal.SIGINT)
     assert second.wait_exit() == 0, second.output

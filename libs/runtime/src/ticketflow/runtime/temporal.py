@@ -25,6 +25,8 @@ from tenacity import (
 )
 from ticketflow.contracts import DATA_CONVERTER
 
+from .logs import temporal_runtime
+
 __all__ = ["CONNECT_ATTEMPT_TIMEOUT", "TemporalUnreachable", "connect"]
 
 T = TypeVar("T")
@@ -113,6 +115,8 @@ async def connect(
                         data_converter=data_converter,
                         # The SDK's own connect retries would hide progress and stop requests.
                         connect_timeout=CONNECT_ATTEMPT_TIMEOUT,
+                        # Core log lines through Python logging, without colour codes.
+                        runtime=temporal_runtime(),
                     ),
                     stop,
                 )

@@ -48,8 +48,8 @@ environment (all optional):
   TICKETFLOW_HTTP_PORT           8000             HTTP API (docs at /docs)
   TICKETFLOW_GRPC_PORT           50051            gRPC ticketflow.v1.TicketService
   TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  the projection's gRPC read API
-  TICKETFLOW_APPROVER_TOKENS     name:token,...   unset: a dev token is made, printed and
-                                                  kept in <data dir>/approver-token
+  TICKETFLOW_APPROVER_TOKENS     name:token,...   unset: a dev token is made and kept in
+                                                  <data dir>/approver-token (not printed)
   TICKETFLOW_LOG_LEVEL           INFO             the launcher's and the services' log level
 Every other TICKETFLOW_* variable (policy, agent knobs) passes through to the services.
 Two stacks can run side by side with different ports and data dirs.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -113,7 +114,10 @@ class Launch:
             return "from TICKETFLOW_APPROVER_TOKENS", {}
         data_dir = self.config.data_dir
         token, created = dev_approver_token(data_dir)
-        note = f"dev:{token}  ({'new, ' if created else ''}kept in {data_dir / TOKEN_FILE})"
+        # Where the token is and how to read it, never the token: the banner ends up in logs.
+        path = data_dir / TOKEN_FILE
+        new = " (new)" if created else ""
+        note = f"dev token in {path}{new}   read it: cat {shlex.quote(str(path))}"
         return note, {"TICKETFLOW_APPROVER_TOKENS": f"dev:{token}"}
 
     def _decision_keys(self) -> tuple[str, dict[str, str]]:
