@@ -126,6 +126,17 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
     ("limit-float", "GET", "/tickets?limit=1.5", {}, None, 422),
     ("limit-huge", "GET", "/tickets?limit=99999999999999999999999", {}, None, 422),
     ("list-unknown-param", "GET", "/tickets?stauts=RECEIVED", {}, None, 422),
+    ("page-token-empty", "GET", "/tickets?page_token=", {}, None, 422),
+    ("page-token-long", "GET", "/tickets?page_token=" + "A" * 2049, {}, None, 422),
+    (
+        "page-token-not-ours",
+        "GET",
+        "/tickets?status=WAITING_APPROVAL&page_token=abc",
+        {},
+        None,
+        400,
+    ),
+    ("page-token-quote", "GET", '/tickets?page_token="%20OR%20"1"="1', {}, None, 400),
     # -- POST /tickets/{ticket_id}/decision (authenticated, so the input itself is judged)
     ("decide-malformed", "POST", DECISION, JSON, b'{"approved": tru', 422),
     ("decide-array", "POST", DECISION, JSON, b"[true]", 422),
@@ -285,7 +296,7 @@ async def test_a_bug_is_a_500_that_leaks_nothing(caplog: pytest.LogCaptureFixtur
     from ticketflow.api.service import TicketService
 
     class BrokenGateway:
-        async def list_tickets(self, status: Any, limit: int) -> Any:
+        async def list_tickets(self, status: Any, limit: int, page_token: Any = None) -> Any:
             raise RuntimeError("secret internal detail")
 
     app = create_app(

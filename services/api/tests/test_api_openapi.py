@@ -18,7 +18,7 @@ DOCUMENTED = {
 }
 ERRORS = {
     ("post", "/tickets"): {"400", "409", "413", "415", "422", "503"},
-    ("get", "/tickets"): {"422", "503"},
+    ("get", "/tickets"): {"400", "422", "503"},
     ("get", "/tickets/{ticket_id}"): {"404", "422", "503"},
     ("post", "/tickets/{ticket_id}/decision"): {
         "400",
@@ -93,6 +93,9 @@ def test_bodies_and_parameters_are_strict_and_have_examples() -> None:
     params = {p["name"]: p for p in doc["paths"]["/tickets"]["get"]["parameters"]}
     assert params["limit"]["schema"]["minimum"] == 1
     assert params["limit"]["schema"]["maximum"] == 200
+    assert params["page_token"]["schema"]["anyOf"][0]["maxLength"] == 2048
+    page = schemas["TicketList"]["properties"]
+    assert {"tickets", "next_page_token", "total"} <= set(page)
     status_ref = params["status"]["schema"]["anyOf"][0]["$ref"]
     assert schemas[status_ref.rsplit("/", 1)[1]]["enum"][0] == "RECEIVED"
     path_param = doc["paths"]["/tickets/{ticket_id}"]["get"]["parameters"][0]

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
 
+from ._paging import MAX_TOKEN_CHARS
 from .auth import ApproverDep
 from .bodies import JsonBodyRoute
 from .deps import SettingsDep, TicketsDep
@@ -122,6 +123,15 @@ class ListTicketsQuery(BaseModel):
 
     status: TicketStatus | None = Field(None, description="Only tickets in this status.")
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="At most this many tickets.")
+    page_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TOKEN_CHARS,
+        description=(
+            "The `next_page_token` of the previous page, unchanged, with the same `status`; "
+            "a token that is not, or was made for another status, gets 400."
+        ),
+    )
 
 
 router = APIRouter(route_class=JsonBodyRoute)
@@ -169,19 +179,27 @@ async def submit_ticket(
     "/tickets",
     response_model=TicketList,
     tags=["tickets"],
-    summary="List tickets by status",
+    summary="List tickets by status, a page at a time",
     description=(
         "From Temporal visibility (a list query on the `TicketStatus` search attribute), so it "
-        "trails the live state by a moment; in visibility order (most recent first). A "
-        "non-terminal status lists running workflows only; a terminal one every workflow that "
-        "reached it (`workflow_status` says whether it is still running)."
+        "trails the live state by a moment. The approval queue (`status=WAITING_APPROVAL`) comes "
+        "oldest first (closest to its approval deadline), every other list most recent first. "
+        "`total` counts every match; `next_page_token`, passed back as `page_token` with the "
+        "same `status`, gets the next page (null on the last). A non-terminal status lists "
+        "running workflows only; a terminal one every workflow that reached it "
+        "(`workflow_status` says whether it is still running)."
     ),
-    responses={200: {"description": "The matching tickets."}, **_INVALID, **_UNAVAILABLE},
+    responses={
+        200: {"description": "A page of the matching tickets."},
+        400: _err("`page_token` is not one this api made, or was made for another status."),
+        **_INVALID,
+        **_UNAVAILABLE,
+    },
 )
 async def list_tickets(
     query: Annotated[ListTicketsQuery, Query()], tickets: TicketsDep
 ) -> TicketList:
-    return await tickets.list(query.status, query.limit)
+    return await tickets.list(query.status, query.limit, query.page_token)
 
 
 @router.get(

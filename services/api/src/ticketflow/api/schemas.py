@@ -257,7 +257,7 @@ class TicketSummary(BaseModel):
 
 
 class TicketList(BaseModel):
-    """Tickets from Temporal visibility (eventually consistent: a second or so behind)."""
+    """A page of tickets from Temporal visibility (eventually consistent: a second or so behind)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -272,13 +272,25 @@ class TicketList(BaseModel):
                             "started_at": "2025-01-01T12:00:00Z",
                             "closed_at": None,
                         }
-                    ]
+                    ],
+                    "next_page_token": "eyJ2IjoxLCJzIjoiV0FJVElOR19BUFBST1ZBTCIsLi4ufQ",
+                    "total": 230,
                 }
             ]
         }
     )
 
     tickets: list[TicketSummary]
+    next_page_token: str | None = Field(
+        None,
+        description=(
+            "Pass it as `page_token` (with the same `status`) for the next page; null on the last "
+            "page. Opaque: only valid unchanged and for the status it was made for."
+        ),
+    )
+    total: int = Field(
+        0, description="How many tickets match `status` in all (a count of the same query)."
+    )
 
 
 class DecisionAccepted(BaseModel):

@@ -155,9 +155,15 @@ class TicketService:
             raise live_error
         return outcome
 
-    async def list(self, status: TicketStatus | None, limit: int) -> TicketList:
-        """Tickets from Temporal visibility, most recent first."""
-        return TicketList(tickets=await self.gateway.list_tickets(status, limit))
+    async def list(
+        self, status: TicketStatus | None, limit: int, page_token: str | None = None
+    ) -> TicketList:
+        """A page of tickets from Temporal visibility: the approval queue oldest first, other
+        lists most recent first; `page_token` is the previous page's `next_page_token`."""
+        page = await self.gateway.list_tickets(status, limit, page_token)
+        return TicketList(
+            tickets=page.tickets, next_page_token=page.next_page_token, total=page.total
+        )
 
     async def decide(
         self, ticket_id: str, approver: str, request: DecisionRequest

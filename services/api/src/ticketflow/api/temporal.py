@@ -45,6 +45,7 @@ from ticketflow.contracts.decision_signing import sign_decision
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 
 from ._decide import decision_update_id, send_decision
+from ._paging import PageTokens, list_page
 from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, reason
 from .errors import (
     NoLiveAnswer,
@@ -56,9 +57,16 @@ from .errors import (
 from .schemas import TicketSummary
 from .settings import Settings
 
-__all__ = ["SubmitResult", "TicketGateway", "decision_update_id"]
+__all__ = ["SubmitResult", "TicketGateway", "TicketPage", "decision_update_id"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    tickets: list[TicketSummary]
+    next_page_token: str | None
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,7 @@ class TicketGateway:
         # The first decision key signs (the core worker accepts only signed decisions).
         keys = settings.keys_for_decisions
         self._signer = keys[0] if keys else None
+        self._page_tokens = PageTokens(keys)
         self._query_timeout = settings.query_timeout_s
         self._health_timeout = settings.health_timeout_s
         self._client = client
@@ -229,8 +238,12 @@ class TicketGateway:
             "(is the core worker running?)"
         ) from exc
 
-    async def list_tickets(self, status: TicketStatus | None, limit: int) -> list[TicketSummary]:
-        """Tickets from visibility. `status` is a TicketStatus value, so safe to interpolate.
+    async def list_tickets(
+        self, status: TicketStatus | None, limit: int, page_token: str | None = None
+    ) -> TicketPage:
+        """One page of tickets from visibility, its next page token and the total (`_paging.py`:
+        the approval queue oldest first, other lists newest first). `status` is a TicketStatus
+        value, so safe to interpolate.
 
         A non-terminal status lists running workflows only: a workflow terminated, cancelled,
         failed or timed out while WAITING_APPROVAL keeps that status in visibility, but nothing
@@ -245,28 +258,29 @@ class TicketGateway:
             if not status.terminal:
                 query += ' AND ExecutionStatus="Running"'
         client = await self.connect()
-        tickets: list[TicketSummary] = []
         async with self.errors.translated(self.rpc_timeout):
-            async for wf in client.list_workflows(
+            page = await list_page(
+                client,
+                self._page_tokens,
                 query,
-                limit=limit,
-                page_size=limit,
-                rpc_timeout=timedelta(seconds=self.rpc_timeout),
-            ):
-                ticket_id = names.ticket_id_from_workflow_id(wf.id)
-                if ticket_id is None:
-                    continue
-                tickets.append(
-                    TicketSummary(
-                        ticket_id=ticket_id,
-                        workflow_id=wf.id,
-                        status=_status_of(wf.typed_search_attributes.get(TICKET_STATUS)),
-                        workflow_status=wf.status.name if wf.status else None,
-                        started_at=wf.start_time,
-                        closed_at=wf.close_time,
-                    )
-                )
-        return tickets
+                status,
+                limit,
+                page_token,
+                timedelta(seconds=self.rpc_timeout),
+            )
+        tickets = [
+            TicketSummary(
+                ticket_id=ticket_id,
+                workflow_id=wf.id,
+                status=_status_of(wf.typed_search_attributes.get(TICKET_STATUS)),
+                workflow_status=wf.status.name if wf.status else None,
+                started_at=wf.start_time,
+                closed_at=wf.close_time,
+            )
+            for wf in page.executions
+            if (ticket_id := names.ticket_id_from_workflow_id(wf.id)) is not None
+        ]
+        return TicketPage(tickets, page.next_page_token, page.total)
 
     async def decide(self, ticket_id: str, decision: DecideInput) -> DecideResult:
         """Send the `decide` update once (see `_decide.send_decision`), signed: the api has
