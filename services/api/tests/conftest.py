@@ -50,7 +50,7 @@ from ticketflow.contracts import (
 )
 from ticketflow.contracts.proto_convert import to_proto
 from ticketflow.contracts.search_attributes import TICKET_STATUS
-from ticketflow.testkit import WorkerFleet
+from ticketflow.testkit import TEST_DECISION_KEYS, WorkerFleet
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2, ticket_pb2_grpc
 
 APPROVERS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
@@ -341,6 +341,7 @@ def settings(dev_env: WorkflowEnvironment, task_queue: str) -> Settings:
         temporal_address=dev_env.client.service_client.config.target_host,
         core_queue=task_queue,
         approver_tokens=",".join(f"{n}:{t}" for n, t in APPROVERS.items()),
+        decision_keys=TEST_DECISION_KEYS,  # the fake workflow does not verify it
         query_timeout_s=2.0,
         rpc_timeout_s=5.0,
     )

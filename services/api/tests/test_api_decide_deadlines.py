@@ -20,6 +20,7 @@ from ticketflow.api import Settings
 from ticketflow.api.errors import DecisionOutcomeUnknown, TemporalUnavailable, Unavailable
 from ticketflow.api.temporal import TicketGateway
 from ticketflow.contracts import DecideInput, names
+from ticketflow.testkit import TEST_DECISION_KEYS
 
 DECISION = DecideInput(approved=True, approver="alice", reason="ok")
 
@@ -66,7 +67,7 @@ class Client:
 
 
 def gateway(client: Client) -> TicketGateway:
-    settings = Settings(rpc_timeout_s=0.05, health_timeout_s=0.5)
+    settings = Settings(rpc_timeout_s=0.05, health_timeout_s=0.5, decision_keys=TEST_DECISION_KEYS)
     return TicketGateway(settings, client=client)  # type: ignore[arg-type]
 
 
@@ -78,7 +79,11 @@ async def test_an_update_without_a_worker_may_still_be_applied() -> None:
     assert "may have been applied; retry the same request" in info.value.message
     assert info.value.headers["Retry-After"] == "1"
     (update,) = client.handle.updates
-    assert update["name"] == names.DECIDE_UPDATE and update["arg"] == DECISION
+    assert update["name"] == names.DECIDE_UPDATE
+    assert update["arg"].model_dump(exclude={"key_id", "signature"}) == DECISION.model_dump(
+        exclude={"key_id", "signature"}
+    )
+    assert update["arg"].signature  # signed by the api
     assert update["id"].startswith("decide-")
 
 

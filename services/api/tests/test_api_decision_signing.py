@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus
 from ticketflow.api import Settings
+from ticketflow.api.errors import DecisionsNotConfigured
 from ticketflow.api.temporal import TicketGateway, decision_update_id
 from ticketflow.contracts import DecideInput, names
 from ticketflow.contracts.decision_signing import DecisionKey, DecisionVerifier
@@ -67,10 +68,19 @@ async def test_the_decision_is_signed_with_the_first_key() -> None:
     assert update["id"] == decision_update_id(DECISION)
 
 
-async def test_without_keys_the_decision_goes_unsigned_and_the_worker_refuses_it() -> None:
-    arg = (await sent(Settings()))["arg"]
-    assert arg.signature is None and arg.key_id is None
-    assert DecisionVerifier([NEW]).problem("t1", arg) == "the decision is not signed by the api"
+async def test_without_keys_nothing_is_sent_and_the_answer_names_the_setting() -> None:
+    client = Client()
+    gateway = TicketGateway(Settings(), client=client)  # type: ignore[arg-type]
+    with pytest.raises(DecisionsNotConfigured) as refused:
+        await gateway.decide("t1", DECISION)
+    assert refused.value.status == 503
+    assert "TICKETFLOW_DECISION_KEYS" in str(refused.value)
+    assert client.handle.updates == []  # fails closed: nothing reached Temporal
+    # What a worker would say to an unsigned decision, had one been sent anyway.
+    unsigned = DECISION.model_copy()
+    assert (
+        DecisionVerifier([NEW]).problem("t1", unsigned) == "the decision is not signed by the api"
+    )
 
 
 def test_keys_from_the_environment_and_a_bad_one_named_not_echoed(

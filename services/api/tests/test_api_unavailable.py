@@ -9,13 +9,20 @@ from temporalio.testing import WorkflowEnvironment
 from ticketflow.api import Settings
 from ticketflow.contracts import DATA_CONVERTER
 from ticketflow.runtime.devserver import temporal_binary
-from ticketflow.testkit import DevServer, eventually_async, free_port, stop_env
+from ticketflow.testkit import (
+    TEST_DECISION_KEYS,
+    DevServer,
+    eventually_async,
+    free_port,
+    stop_env,
+)
 
 
 def down_settings(helpers, port: int) -> Settings:
     return Settings(
         temporal_address=f"127.0.0.1:{port}",
         approver_tokens=f"alice:{helpers.APPROVERS['alice']}",
+        decision_keys=TEST_DECISION_KEYS,
         health_timeout_s=0.5,
         rpc_timeout_s=2.0,
         query_timeout_s=1.0,

@@ -20,11 +20,12 @@ from .servers import (
     stop_env,
     time_skipping_server_binary,
 )
-from .tickets import BASE_TIME, fresh_id, new_ticket, outcome, ticket_input
+from .tickets import BASE_TIME, TEST_DECISION_KEYS, fresh_id, new_ticket, outcome, ticket_input
 
 __all__ = [
     "BASE_TIME",
     "FALLBACK_CONFIDENCE",
+    "TEST_DECISION_KEYS",
     "DevServer",
     "RecordedOutcomes",
     "ServiceProcess",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from ticketflow.contracts.models import (
     TicketStatus,
 )
 
-__all__ = ["BASE_TIME", "fresh_id", "new_ticket", "outcome", "ticket_input"]
+__all__ = ["BASE_TIME", "TEST_DECISION_KEYS", "fresh_id", "new_ticket", "outcome", "ticket_input"]
 
 BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -100,3 +101,7 @@ def outcome(
         finished_at=finished_at,
         **extra,
     )
+
+
+# A decision signing key for tests (TICKETFLOW_DECISION_KEYS syntax): never used outside tests.
+TEST_DECISION_KEYS = "test:" + base64.b64encode(b"ticketflow-test-decision-key-32b").decode()

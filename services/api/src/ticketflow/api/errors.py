@@ -21,6 +21,7 @@ maps the same classes to gRPC status codes, see `grpc_server.GRPC_CODES`):
         ├── TemporalRefused         503 temporal_refused     (server refused: a deployment problem,
         │                                                     e.g. search attribute not registered)
         ├── NoLiveAnswer            503 no_live_answer       (no worker answered the query in time)
+        ├── DecisionsNotConfigured  503 decisions_not_configured (no decision signing key)
         ├── DecisionOutcomeUnknown  503 decision_outcome_unknown (the decision was sent, its answer
         │                                                     did not come: it may have been
         │                                                     applied; retry the same request)
@@ -51,6 +52,7 @@ __all__ = [
     "Conflict",
     "DecisionOutcomeUnknown",
     "DecisionRejected",
+    "DecisionsNotConfigured",
     "InvalidRequest",
     "NoLiveAnswer",
     "NotFound",
@@ -181,6 +183,19 @@ class TemporalRefused(Unavailable):
 
 class NoLiveAnswer(Unavailable):
     code = "no_live_answer"
+
+
+class DecisionsNotConfigured(Unavailable):
+    """This api has no decision key, so the core workers would refuse anything it sent."""
+
+    code = "decisions_not_configured"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this api has no decision signing key, so no decision can be taken: set "
+            "TICKETFLOW_DECISION_KEYS or TICKETFLOW_DECISION_KEYS_FILE to the keys the core "
+            "workers verify with, and restart it"
+        )
 
 
 class DecisionOutcomeUnknown(Unavailable):

@@ -48,6 +48,7 @@ from ._decide import decision_update_id, send_decision
 from ._paging import PageTokens, list_page
 from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, reason
 from .errors import (
+    DecisionsNotConfigured,
     NoLiveAnswer,
     TemporalUnavailable,
     TicketContentConflict,
@@ -285,10 +286,11 @@ class TicketGateway:
     async def decide(self, ticket_id: str, decision: DecideInput) -> DecideResult:
         """Send the `decide` update once (see `_decide.send_decision`), signed: the api has
         checked the approver's token, and the core worker's validator accepts only a decision
-        signed with one of its keys (`contracts.decision_signing`). Without a key it goes unsigned
-        and the worker refuses it (409), the way a decision without approver tokens gets 401."""
-        if self._signer is not None:
-            decision = sign_decision(ticket_id, decision, self._signer)
+        signed with one of its keys (`contracts.decision_signing`). Without a key nothing is
+        sent: 503 naming the setting, so a misconfigured deployment fails closed and says why."""
+        if self._signer is None:
+            raise DecisionsNotConfigured()
+        decision = sign_decision(ticket_id, decision, self._signer)
         client = await self.connect()
         handle = client.get_workflow_handle(names.workflow_id(ticket_id))
         return await send_decision(self, handle, ticket_id, decision)
