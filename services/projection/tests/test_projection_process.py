@@ -59,6 +59,22 @@ def env_for(data_dir: Path, temporal: str) -> dict[str, str]:
     }
 
 
+async def run_to_exit(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`python -m ticketflow.projection *args` run to its end: exit status, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.projection",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 class Serving:
     def __init__(self, proc: asyncio.subprocess.Process, address: str, log: Path) -> None:
         self.proc = proc
@@ -181,21 +197,12 @@ async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
     store = ReadModelStore(tmp_path / "var" / "readmodel.db")
     store.record(testkit.outcome("t-keep"), run_id="r")
     before = table(store)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.projection",
-        "rebuild",
-        "--connect-timeout",
-        "2",
-        env=env_for(tmp_path / "var", dead_temporal),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, _, err = await run_to_exit(
+        "rebuild", "--connect-timeout", "2", env=env_for(tmp_path / "var", dead_temporal)
     )
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 1
-    assert "unreachable" in err.decode() and dead_temporal in err.decode()
-    assert "nothing was changed" in err.decode()
+    assert code == 1
+    assert "unreachable" in err and dead_temporal in err
+    assert "nothing was changed" in err
     assert table(store) == before
 
 
@@ -209,18 +216,11 @@ async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
 async def test_bad_settings_or_arguments_exit_2_and_say_which(
     tmp_path: Path, env: dict[str, str], args: list[str], says: str
 ) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.projection",
-        *args,
-        env={**env_for(tmp_path / "var", "127.0.0.1:7233"), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, _, err = await run_to_exit(
+        *args, env={**env_for(tmp_path / "var", "127.0.0.1:7233"), **env}
     )
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 2
-    assert says in err.decode()
+    assert code == 2
+    assert says in err
 
 
 async def test_a_database_it_cannot_use_stops_it_and_says_rebuild(
@@ -229,31 +229,13 @@ async def test_a_database_it_cannot_use_stops_it_and_says_rebuild(
     db = tmp_path / "var" / "readmodel.db"
     db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not a database" * 100)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.projection",
-        "serve",
-        env=env_for(tmp_path / "var", dead_temporal),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 1
-    assert str(db) in err.decode() and "ticketflow-projection rebuild" in err.decode()
+    code, _, err = await run_to_exit("serve", env=env_for(tmp_path / "var", dead_temporal))
+    assert code == 1
+    assert str(db) in err and "ticketflow-projection rebuild" in err
 
 
 async def test_cli_help_names_the_subcommands() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.projection",
-        "--help",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 0
-    text = out.decode()
+    code, text, _ = await run_to_exit("--help")
+    assert code == 0
     assert "serve" in text and "rebuild" in text and "TICKETFLOW_PROJECTION_ADDRESS" in text
     assert "TICKETFLOW_LOG_LEVEL" in text
