@@ -48,7 +48,14 @@ from ticketflow.core_worker.decision_auth import DecisionAuth
 from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
-from ticketflow.testkit import RecordedOutcomes, WorkerFleet, fake_agent, start_dev_env, stop_env
+from ticketflow.testkit import (
+    RecordedOutcomes,
+    WorkerFleet,
+    eventually_async,
+    fake_agent,
+    start_dev_env,
+    stop_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "replay" / "histories"
@@ -141,15 +148,13 @@ def case_input(case: Case, version: str) -> tuple[TicketInput, str]:
 async def wait_for_status(
     handle: WorkflowHandle, want: TicketStatus, timeout: float = 20.0
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    async def reached() -> bool:
         state = await handle.query(names.STATUS_QUERY, result_type=TicketState)
-        if state.status == want:
-            return
-        if state.status.terminal or loop.time() > deadline:
+        if state.status != want and state.status.terminal:
             raise RuntimeError(f"{handle.id}: status {state.status}, waited for {want}")
-        await asyncio.sleep(0.05)
+        return state.status == want
+
+    await eventually_async(reached, timeout=timeout, what=f"{handle.id} in status {want}")
 
 
 async def run_case(

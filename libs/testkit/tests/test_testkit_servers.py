@@ -43,6 +43,15 @@ def status_open() -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(STATUS, "open")])
 
 
+def probe_worker(client: Client, queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[StatusProbe],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -112,12 +121,7 @@ async def test_a_failed_start_says_why_and_leaves_nothing_running(tmp_path: Path
 
 async def test_dev_env_lists_by_ticket_status(dev_env: WorkflowEnvironment) -> None:
     client, queue = dev_env.client, f"testkit-sa-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[StatusProbe],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with probe_worker(client, queue):
         status = await client.execute_workflow(
             StatusProbe.run,
             f"status-{queue}",
@@ -139,12 +143,7 @@ async def test_time_skipping_env_knows_ticket_status(time_env: WorkflowEnvironme
     # The Java test server implements no list queries (ListWorkflowExecutions is unimplemented):
     # what the registration buys there is a start with, and an upsert of, TicketStatus.
     client, queue = time_env.client, f"testkit-sa-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[StatusProbe],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with probe_worker(client, queue):
         handle = await client.start_workflow(
             StatusProbe.run,
             "resolved",

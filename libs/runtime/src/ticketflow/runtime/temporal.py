@@ -53,9 +53,10 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> T:
         await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
+        if not job.done():  # stopped, or we were cancelled: the attempt must not outlive us
+            job.cancel()
     if job.done():
         return job.result()
-    job.cancel()
     await asyncio.gather(job, return_exceptions=True)
     raise _Stopped
 

@@ -7,6 +7,7 @@ test that relied on it would race (a fallback budget would run out before it pol
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,7 @@ class WorkerFleet:
         go to ``Worker`` (eager activities are off by default: they bypass rate-limited queues)."""
         options.setdefault("disable_eager_activity_execution", True)
         options.setdefault("identity", f"testkit-{task_queue}-{uuid.uuid4().hex[:8]}")
-        if activities and any(not _is_async(a) for a in activities):
+        if activities and any(not inspect.iscoroutinefunction(a) for a in activities):
             options.setdefault("activity_executor", self._pool)
         worker = Worker(
             self.client,
@@ -126,9 +127,3 @@ async def wait_until_polling(
 
     what = f"worker {identity or '(any)'} polling {', '.join(sorted({q for q, _ in queues}))}"
     await eventually_async(seen, timeout=timeout, what=what)
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(fn)

@@ -12,6 +12,7 @@ is downloaded at run time.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -64,7 +65,7 @@ async def start_dev_env(
     the launcher's dynamic config (one task-queue partition, so rate limits are exact)."""
     extra: list[str] = []
     for key, value in {**DEV_SERVER_DYNAMIC_CONFIG, **(dynamic_config or {})}.items():
-        extra += ["--dynamic-config-value", f"{key}={_json(value)}"]
+        extra += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
     return await WorkflowEnvironment.start_local(
         ip="127.0.0.1",
         port=free_port(),
@@ -103,12 +104,6 @@ async def stop_env(env: WorkflowEnvironment) -> None:
         await env.shutdown()
     except Exception as err:
         print(f"test server shutdown: {err}")
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 class DevServer:
