@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from temporalio.client import Client
+from temporalio.service import RPCError
 from ticketflow.contracts import names
+from ticketflow.launcher._probes import TemporalPollers
 from ticketflow.runtime import pollers
 from ticketflow.runtime.devserver import dev_server_command, wait_for_frontend
 from ticketflow.runtime.net import wait_for_port
@@ -71,30 +72,6 @@ def _polled_queues(script: str, args: tuple[str, ...]) -> list[tuple[str, poller
 eventually = functools.partial(_eventually, timeout=60.0)
 
 
-class _Pollers:
-    """Asks Temporal, from a loop of its own, whether workers poll (sync, for sync tests)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self._loop = asyncio.new_event_loop()
-        self._client: Client | None = None
-
-    def polling(self, queues: list[tuple[str, pollers.QueueKind]], since_epoch_s: float) -> bool:
-        return self._loop.run_until_complete(self._polling(queues, since_epoch_s))
-
-    async def _polling(self, queues: list[tuple[str, pollers.QueueKind]], since: float) -> bool:
-        try:
-            if self._client is None:
-                self._client = await Client.connect(self.address)
-            return await pollers.polling(self._client, queues, since_epoch_s=since)
-        except RuntimeError:  # Temporal not answering (yet): not polling
-            self._client = None
-            return False
-
-    def close(self) -> None:
-        self._loop.close()
-
-
 class Stack:
     """One isolated ticketflow: its own dev server, data dir and ports."""
 
@@ -123,7 +100,7 @@ class Stack:
             **env,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._pollers = _Pollers(f"127.0.0.1:{self.temporal_port}")
+        self._pollers = TemporalPollers(f"127.0.0.1:{self.temporal_port}", "default")
         self._log_files: dict[str, Any] = {}
         self._restarts: dict[str, int] = {}
 
@@ -182,10 +159,20 @@ class Stack:
             def polling() -> bool:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
-                return self._pollers.polling(queues, since)
+                try:
+                    return self._pollers.polled_since(queues, since)
+                except (RuntimeError, TimeoutError, RPCError):  # Temporal not answering yet
+                    return False
 
             eventually(polling, timeout=60, what=f"{name} polling {sorted({q for q, _ in queues})}")
         return proc
+
+    def start_all(self, **core_env: str) -> None:
+        """The dev server and every worker (not the api), each ready before the next starts."""
+        self.start_temporal()
+        self.start("ticketflow-core-worker", **core_env)
+        self.start("ticketflow-agent-worker", "--queue", "both")
+        self.start("ticketflow-projection")
 
     def start_api(self, name: str = "ticketflow-api", **env: str) -> httpx.Client:
         port = int(env.get("TICKETFLOW_HTTP_PORT", self.env["TICKETFLOW_HTTP_PORT"]))

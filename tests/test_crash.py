@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .harness import Stack, eventually, submit, wait_status
+from .harness import eventually, submit, wait_status
 
 # Whole stacks of real processes, killed and restarted mid-batch, then every ticket waited for.
 pytestmark = [pytest.mark.integration, pytest.mark.crash, pytest.mark.timeout(300)]
@@ -17,16 +17,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.crash, pytest.mark.timeout(30
 FAST_RETRY = {"TICKETFLOW_SIDE_EFFECT_START_TO_CLOSE_S": "3"}
 
 
-def start_stack(stack: Stack, *, core_env: dict[str, str] | None = None) -> None:
-    stack.start_temporal()
-    stack.start("ticketflow-core-worker", **(core_env or {}))
-    stack.start("ticketflow-agent-worker", "--queue", "both")
-    stack.start("ticketflow-projection")
-
-
 def test_core_worker_killed_during_refunds_pays_each_refund_once(stack_factory) -> None:
     stack = stack_factory(TICKETFLOW_MOCK_LATENCY_MS="100", **FAST_RETRY)
-    start_stack(stack)
+    stack.start_all()
     api = stack.start_api()
     amounts = {}
     for i in range(24):
@@ -57,7 +50,7 @@ def test_core_worker_killed_during_refunds_pays_each_refund_once(stack_factory) 
 
 def test_agent_worker_killed_during_model_calls(stack_factory) -> None:
     stack = stack_factory(TICKETFLOW_MOCK_LATENCY_MS="1500", TICKETFLOW_AGENT_MAX_CONCURRENT="4")
-    start_stack(stack)
+    stack.start_all()
     api = stack.start_api()
     ids = [
         submit(api, subject="Cannot login", body=f"password reset {i}")["ticket_id"]
@@ -81,7 +74,7 @@ def test_agent_worker_killed_during_model_calls(stack_factory) -> None:
 
 def test_refund_committed_but_worker_died_before_ack_is_not_paid_twice(stack_factory) -> None:
     stack = stack_factory(**FAST_RETRY)
-    start_stack(stack, core_env={"TICKETFLOW_FAULT_CRASH_AFTER_REFUND_COMMIT": "true"})
+    stack.start_all(TICKETFLOW_FAULT_CRASH_AFTER_REFUND_COMMIT="true")
     api = stack.start_api()
     tid = submit(api, subject="refund", body="refund please", requested_refund_cents=4200)[
         "ticket_id"
@@ -108,7 +101,7 @@ def test_refund_committed_but_worker_died_before_ack_is_not_paid_twice(stack_fac
 
 def test_projection_killed_mid_batch_records_every_outcome_once(stack_factory) -> None:
     stack = stack_factory(TICKETFLOW_MOCK_LATENCY_MS="50", **FAST_RETRY)
-    start_stack(stack)
+    stack.start_all()
     api = stack.start_api()
     ids = [
         submit(api, subject="Cannot login", body=f"password {i}")["ticket_id"] for i in range(20)
@@ -128,7 +121,7 @@ def test_api_killed_mid_batch_then_clients_retry_no_ticket_lost_or_doubled(
     stack_factory,
 ) -> None:
     stack = stack_factory()
-    start_stack(stack)
+    stack.start_all()
     api = stack.start_api()
     bodies = {
         f"retry-{i}": {

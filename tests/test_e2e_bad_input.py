@@ -3,8 +3,6 @@ and the service stays healthy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -43,26 +41,6 @@ BAD_SUBMISSIONS: list[tuple[str, dict]] = [
         },
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("bad"))
-    try:
-        s.start_temporal()
-        s.start("ticketflow-core-worker")
-        s.start("ticketflow-agent-worker", "--queue", "both")
-        s.start("ticketflow-projection")
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    client = stack.start_api()
-    yield client
-    client.close()
 
 
 def assert_clear_4xx(r: httpx.Response) -> None:

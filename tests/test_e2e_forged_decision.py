@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,29 +16,6 @@ from .harness import Stack, bearer, submit, wait_status
 
 # Starting the stack (dev server and four service processes) takes most of it.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("forged"))
-    try:
-        s.start_temporal()
-        s.start("ticketflow-core-worker")
-        s.start("ticketflow-agent-worker", "--queue", "both")
-        s.start("ticketflow-projection")
-        yield s
-    except BaseException:
-        print(s.all_logs())
-        raise
-    finally:
-        s.close()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    client = stack.start_api()
-    yield client
-    client.close()
 
 
 def temporal_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

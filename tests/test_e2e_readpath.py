@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import grpc
+import httpx
 import pytest
 from ticketflow.runtime.devserver import temporal_binary
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
@@ -17,11 +18,8 @@ from .harness import BIN, Stack, eventually, submit, wait_status
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-def start_all(stack: Stack):
-    stack.start_temporal()
-    stack.start("ticketflow-core-worker")
-    stack.start("ticketflow-agent-worker", "--queue", "both")
-    stack.start("ticketflow-projection")
+def start_all(stack: Stack) -> httpx.Client:
+    stack.start_all()
     return stack.start_api()
 
 

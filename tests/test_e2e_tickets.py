@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from ticketflow.testkit import free_port
@@ -12,29 +10,6 @@ from .harness import Stack, bearer, eventually, submit, wait_status
 
 # A module's first test also starts the stack (dev server and four service processes).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("e2e"))
-    try:
-        s.start_temporal()
-        s.start("ticketflow-core-worker")
-        s.start("ticketflow-agent-worker", "--queue", "both")
-        s.start("ticketflow-projection")
-        yield s
-    except BaseException:
-        print(s.all_logs())
-        raise
-    finally:
-        s.close()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    client = stack.start_api()
-    yield client
-    client.close()
 
 
 def refunds(stack: Stack, ticket_id: str) -> list[tuple]:
