@@ -10,6 +10,9 @@ core worker, without importing it.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -294,6 +297,40 @@ def submission(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def env_with(**overrides: str) -> dict[str, str]:
+    """This environment without any TICKETFLOW_ setting, plus ``TICKETFLOW_<KEY>`` overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+    env.update({f"TICKETFLOW_{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+@asynccontextmanager
+async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
+    """`python -m ticketflow.api` on ephemeral ports; yields (process, http base url, grpc
+    address) once it says where it listens, and kills it afterwards if still running."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ticketflow.api",
+        env=env_with(http_port="0", grpc_port="0", **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        match = re.search(
+            r"listening on (http://127\.0\.0\.1:\d+) and grpc://(127\.0\.0\.1:\d+)", line
+        )
+        assert match, line
+        yield proc, match.group(1), match.group(2)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 # -- fixtures ---------------------------------------------------------------------------------------
 
 
@@ -311,6 +348,8 @@ class Helpers:
     serve_both = staticmethod(serve_both)
     fake_read_model = staticmethod(fake_read_model)
     fake_workflow_worker = staticmethod(fake_workflow_worker)
+    env_with = staticmethod(env_with)
+    api_process = staticmethod(api_process)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import grpc
@@ -25,38 +21,6 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def env_with(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
-    env.update({f"TICKETFLOW_{k.upper()}": v for k, v in overrides.items()})
-    return env
-
-
-@asynccontextmanager
-async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
-    """The api process; yields (process, http base url, grpc address) once it listens."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.api",
-        env=env_with(http_port="0", grpc_port="0", **env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        match = re.search(
-            r"listening on (http://127\.0\.0\.1:\d+) and grpc://(127\.0\.0\.1:\d+)", line
-        )
-        assert match, line
-        yield proc, match.group(1), match.group(2)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 async def test_grpc_process_serves_both_and_drains_in_flight_calls_on_sigterm(helpers) -> None:
     finished = TicketOutcome(
         ticket_id="slow-one",
@@ -66,7 +30,7 @@ async def test_grpc_process_serves_both_and_drains_in_flight_calls_on_sigterm(he
     )
     async with helpers.fake_read_model({"slow-one": finished}) as (rm_address, read_model):
         read_model.hold = True  # GetOutcome waits until released: an in-flight call to drain
-        async with api_process(
+        async with helpers.api_process(
             temporal_address=f"127.0.0.1:{free_port()}",
             projection_address=rm_address,
             read_model_timeout_s="60",
@@ -120,7 +84,7 @@ async def test_a_second_sigterm_stops_at_once_cutting_in_flight_calls(helpers) -
     )
     async with helpers.fake_read_model({"stuck-one": finished}) as (rm_address, read_model):
         read_model.hold = True  # never released: only the second signal can end the drain
-        async with api_process(
+        async with helpers.api_process(
             temporal_address=f"127.0.0.1:{free_port()}",
             projection_address=rm_address,
             read_model_timeout_s="600",
@@ -165,7 +129,7 @@ async def test_grpc_or_http_port_taken_exits_1_with_a_clear_message(helpers, whi
             sys.executable,
             "-m",
             "ticketflow.api",
-            env=env_with(temporal_address=f"127.0.0.1:{free_port()}", **ports),
+            env=helpers.env_with(temporal_address=f"127.0.0.1:{free_port()}", **ports),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

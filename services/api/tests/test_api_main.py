@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -14,33 +13,12 @@ import pytest
 from ticketflow.testkit import free_port
 
 
-def env_with(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
-    env.update({f"TICKETFLOW_{k.upper()}": v for k, v in overrides.items()})
-    return env
-
-
 async def test_process_serves_and_stops_gracefully_on_sigterm(helpers) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.api",
-        env=env_with(
-            http_port="0",
-            grpc_port="0",
-            temporal_address=f"127.0.0.1:{free_port()}",
-            projection_address=f"127.0.0.1:{free_port()}",
-        ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        assert match, line
-        async with httpx.AsyncClient(base_url=match.group(1)) as http:
+    async with helpers.api_process(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        projection_address=f"127.0.0.1:{free_port()}",
+    ) as (proc, http_url, _):
+        async with httpx.AsyncClient(base_url=http_url) as http:
             assert (await http.get("/healthz")).status_code == 200
             not_ready = await http.get("/readyz")
             assert not_ready.status_code == 503
@@ -70,34 +48,16 @@ async def test_process_serves_and_stops_gracefully_on_sigterm(helpers) -> None:
         # uvicorn's own loggers follow the one format (`... LEVEL name: message`), access log too.
         assert re.search(r"^\S+ \S+ INFO uvicorn\.error: ", err, re.MULTILINE), err
         assert re.search(r"^\S+ \S+ INFO uvicorn\.access: .*GET /healthz", err, re.MULTILINE), err
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
-async def test_log_level_quiets_every_logger() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ticketflow.api",
-        env=env_with(
-            http_port="0",
-            grpc_port="0",
-            log_level="warning",
-            temporal_address=f"127.0.0.1:{free_port()}",
-            projection_address=f"127.0.0.1:{free_port()}",
-        ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        assert match, line
-        async with httpx.AsyncClient(base_url=match.group(1)) as http:
+async def test_log_level_quiets_every_logger(helpers) -> None:
+    async with helpers.api_process(
+        log_level="warning",
+        temporal_address=f"127.0.0.1:{free_port()}",
+        projection_address=f"127.0.0.1:{free_port()}",
+    ) as (proc, http_url, _):
+        assert proc.stderr is not None
+        async with httpx.AsyncClient(base_url=http_url) as http:
             assert (await http.get("/healthz")).status_code == 200
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
@@ -106,18 +66,14 @@ async def test_log_level_quiets_every_logger() -> None:
         # Temporal is down: the api warns about it, and says nothing at INFO (uvicorn included).
         assert " WARNING ticketflow.api" in err, err
         assert " INFO " not in err, err
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
-async def test_invalid_settings_exit_with_a_clear_message() -> None:
+async def test_invalid_settings_exit_with_a_clear_message(helpers) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "ticketflow.api",
-        env=env_with(approver_tokens="alice-without-token"),
+        env=helpers.env_with(approver_tokens="alice-without-token"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -137,12 +93,14 @@ async def test_invalid_settings_exit_with_a_clear_message() -> None:
         ("http_port", "70000"),
     ],
 )
-async def test_out_of_bounds_settings_exit_naming_the_variable(var: str, value: str) -> None:
+async def test_out_of_bounds_settings_exit_naming_the_variable(
+    helpers, var: str, value: str
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "ticketflow.api",
-        env=env_with(**{var: value}),
+        env=helpers.env_with(**{var: value}),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
