@@ -128,10 +128,6 @@ class Supervisor:
         """A line from the supervisor itself."""
         self.output.log(message)
 
-    def request_stop(self, signum: int = signal.SIGTERM) -> None:
-        """Ask ``wait()``/``wait_ready()`` to return, as a signal would (usable from any thread)."""
-        self._signals.handle(signum)
-
     @property
     def stop_signal(self) -> int | None:
         return self._signals.received
