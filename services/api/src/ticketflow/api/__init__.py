@@ -3,11 +3,10 @@
 Talks to Temporal only by the names and payloads in `ticketflow.contracts`; never imports a worker.
 """
 
-from importlib.metadata import version
-
+from ._version import VERSION
 from .app import create_app
 from .settings import Settings
 
-__version__ = version("ticketflow-api")
+__version__ = VERSION
 
 __all__ = ["Settings", "__version__", "create_app"]

@@ -26,11 +26,11 @@ from ticketflow.runtime import (
     EXIT_INTERRUPTED,
     ServiceError,
     load_settings,
-    package_version,
     setup_logging,
 )
 from ticketflow.runtime.lifecycle import install_stop_handlers
 
+from ._version import VERSION
 from .app import create_app
 from .grpc_server import GrpcServer
 from .read_model_client import GrpcReadModelClient
@@ -87,7 +87,7 @@ class _Server(uvicorn.Server):
         if self.started:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             print(
-                f"{PROG} {package_version('ticketflow-api')} listening on http://{host}:{port} "
+                f"{PROG} {VERSION} listening on http://{host}:{port} "
                 f"and grpc://{self._grpc_address} "
                 f"(Temporal at {self._settings.temporal_address}, "
                 f"namespace {self._settings.namespace}; "
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         epilog=_ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=package_version("ticketflow-api"))
+    parser.add_argument("--version", action="version", version=VERSION)
     parser.parse_args(argv)
 
     settings = load_settings(Settings, PROG)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from ._version import VERSION
 from .errors import Unavailable, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .read_model_client import GrpcReadModelClient, ReadModelClient
@@ -71,7 +71,7 @@ def create_app(
 
     app = FastAPI(
         title="ticketflow api",
-        version=version("ticketflow-api"),
+        version=VERSION,
         description=_DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.message
 import logging
-from importlib.metadata import version
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
 
 from ._paging import MAX_TOKEN_CHARS
+from ._version import VERSION
 from .auth import ApproverDep
 from .bodies import JsonBodyRoute
 from .deps import SettingsDep, TicketsDep
@@ -38,7 +38,6 @@ __all__ = ["MAX_LIST_LIMIT", "router"]
 log = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 200
-_VERSION = version("ticketflow-api")
 
 
 # FastAPI's type of a route's `responses`; the tables below are merged into it.
@@ -273,7 +272,7 @@ async def decide_ticket(
     summary="Liveness: the process answers",
 )
 async def healthz() -> Health:
-    return Health(version=_VERSION)
+    return Health(version=VERSION)
 
 
 @router.get(
