@@ -1,5 +1,6 @@
 """run_service in a real process: graceful stop on the first signal, 130 on the second, and exit 1
-with the message alone for a ServiceError (a traceback for anything else)."""
+with the message alone for a ServiceError (a traceback for anything else). It ends the process
+itself (`exit_process`), with the buffered output and log lines still delivered."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ Start = Callable[[str], subprocess.Popen[str]]
 # The body is chosen by argv[1]; each one says on stdout what it has reached, so the test knows
 # when a signal can be sent (handlers are installed before the body runs).
 SERVICE = f"""
-import asyncio, sys
+import asyncio, logging, sys
 from ticketflow.runtime import ServiceError, run_service, setup_logging
 
 def say(line):
@@ -29,6 +30,8 @@ async def graceful(stop):
     say("ready")
     await stop.wait()
     say("draining")
+    print("drained")  # not flushed: exit_process must still deliver it
+    logging.getLogger("probe").warning("last log line")
 
 async def stubborn(stop):
     say("ready")
@@ -111,8 +114,10 @@ def test_first_signal_sets_stop_and_the_body_returns_cleanly(
     proc.send_signal(sig)
     out, err = finish(proc)
     assert proc.returncode == 0, err
-    assert out.splitlines() == ["draining", "returned"]
+    # run_service never returns: it ends the process, after flushing what was still buffered.
+    assert out.splitlines() == ["draining", "drained"]
     assert f"{PROG}: {sig.name}, shutting down gracefully" in err
+    assert "WARNING probe: last log line" in err
 
 
 def test_second_signal_while_the_body_ignores_stop_exits_130(start: Start) -> None:

@@ -4,20 +4,30 @@
 sets ``stop`` (the body drains in-flight work and returns); a second one cancels the body, for an
 operator who will not wait. Exit codes: 0 after a clean stop, ``EXIT_FAILED`` when the body raised
 (``ServiceError`` prints its message alone, anything else its traceback), 130 when cancelled.
+
+Every service process ends through ``exit_process``: it flushes the logs and the standard streams,
+then leaves without interpreter finalisation. The Temporal SDK's core runs native threads that call
+into Python (to forward its log lines, to complete the futures of calls in flight); one that does so
+while CPython finalises aborts the process ("Fatal Python error: PyGILState_Release ...", SIGABRT),
+and the exit code an operator or supervisor relies on is lost. Once a service has drained there is
+nothing left to finalise but those buffers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "ServiceError",
+    "exit_process",
     "install_stop_handlers",
     "run_service",
 ]
@@ -58,8 +68,23 @@ def install_stop_handlers(
     return uninstall
 
 
-def run_service(prog: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``body(stop)`` until it returns; exit the process with the code described above."""
+def exit_process(code: int) -> NoReturn:
+    """End the process with ``code`` now: flush the logs and standard streams, skip finalisation.
+
+    Only for the end of a service's ``main`` (see the module's docstring for why); in-process
+    callers such as tests must not reach it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a broken pipe: nothing more can be said
+            pass
+    os._exit(code)
+
+
+def run_service(prog: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> NoReturn:
+    """Run ``body(stop)`` until it returns; end the process with the code described above."""
 
     async def guarded() -> None:
         stop = asyncio.Event()
@@ -75,13 +100,15 @@ def run_service(prog: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> 
         finally:
             uninstall()
 
+    code = 0
     try:
         asyncio.run(guarded())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        code = EXIT_INTERRUPTED
     except ServiceError as err:
         print(f"{prog}: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_FAILED) from None
+        code = EXIT_FAILED
     except Exception:
         log.exception("%s: fatal error", prog)
-        raise SystemExit(EXIT_FAILED) from None
+        code = EXIT_FAILED
+    exit_process(code)

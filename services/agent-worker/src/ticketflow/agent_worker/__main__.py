@@ -7,6 +7,7 @@ a second signal cancels them at once (``ticketflow.runtime.run_service``).
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from ticketflow.runtime import load_settings, run_service, setup_logging
 
@@ -31,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
     args = parse_args(argv)
     settings = load_settings(Settings, DIST_NAME)
     setup_logging(settings.log_level)

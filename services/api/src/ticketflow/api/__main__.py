@@ -18,6 +18,7 @@ import logging
 import socket
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,7 +29,7 @@ from ticketflow.runtime import (
     load_settings,
     setup_logging,
 )
-from ticketflow.runtime.lifecycle import install_stop_handlers
+from ticketflow.runtime.lifecycle import exit_process, install_stop_handlers
 
 from ._version import VERSION
 from .app import create_app
@@ -183,7 +184,7 @@ async def _run(
             await grpc_server.stop(None)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="ticketflow HTTP and gRPC API: submit, follow, list and decide tickets.",
@@ -195,13 +196,15 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = load_settings(Settings, PROG)
     setup_logging(settings.log_level)
+    code = 0
     try:
         asyncio.run(serve(settings))
     except ServiceError as err:
         print(f"{PROG}: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_FAILED) from None
+        code = EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C before the stop handlers were installed
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        code = EXIT_INTERRUPTED
+    exit_process(code)  # not `return`: see exit_process
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ SIGTERM/SIGINT (a second signal stops it without waiting)."""
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from ticketflow.runtime import load_settings, run_service, setup_logging
 
@@ -11,7 +12,7 @@ from .settings import Settings
 from .worker import DIST_NAME, VERSION, serve
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(
         prog=DIST_NAME,
         description="Temporal worker for the ticket workflow, the refund ledger and the reply "

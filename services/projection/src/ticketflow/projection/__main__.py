@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import sqlite3
-import sys
 from typing import NoReturn
 
 from ticketflow.runtime import (
@@ -158,31 +155,13 @@ async def _rebuild(settings: Settings, args: argparse.Namespace, stop: asyncio.E
         progress(line)
 
 
-def _exit_without_teardown(code: int) -> NoReturn:
-    """End the process now, skipping the interpreter's teardown.
-
-    The Temporal client's Rust threads can outlive the event loop; one that calls into Python
-    while the interpreter finalizes aborts it ("PyGILState_Release ... finalizing", temporalio
-    sdk-python issue 300), so a one-shot command that exits right after a Temporal call would
-    sometimes die by SIGABRT instead of exiting with its code. Output is flushed first.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(code)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The process entry point (``rebuild`` ends the process itself, see below)."""
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The process entry point; `run_service` ends the process."""
     args = _parser().parse_args(argv)
     settings = load_settings(Settings, PROG)
     setup_logging(settings.log_level)
     if args.command == "rebuild":
-        try:
-            run_service(f"{PROG} rebuild", lambda stop: _rebuild(settings, args, stop))
-        except SystemExit as done:
-            _exit_without_teardown(done.code if isinstance(done.code, int) else 1)
-        _exit_without_teardown(0)
+        run_service(f"{PROG} rebuild", lambda stop: _rebuild(settings, args, stop))
     run_service(PROG, lambda stop: _serve(settings, stop))
 
 
