@@ -57,7 +57,7 @@ from ticketflow.contracts.search_attributes import TICKET_STATUS
 from ._circuit import Admission, CircuitBreaker, CircuitOpen
 from ._decide import decision_update_id, send_decision
 from ._paging import PageTokens, list_page
-from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, reason
+from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, outage_behind, reason
 from .errors import (
     ApiError,
     DecisionsNotConfigured,
@@ -88,16 +88,6 @@ class SubmitResult:
     workflow_id: str
     created: bool
     status: TicketStatus | None
-
-
-def _outage(exc: BaseException | None) -> TemporalUnavailable | None:
-    """The `TemporalUnavailable` behind an error, if any (e.g. a decision whose answer did not come
-    because Temporal went away is `DecisionOutcomeUnknown` caused by it)."""
-    while exc is not None:
-        if isinstance(exc, TemporalUnavailable):
-            return exc
-        exc = exc.__cause__
-    return None
 
 
 def _status_of(value: object) -> TicketStatus | None:
@@ -179,7 +169,7 @@ class TicketGateway:
         try:
             yield probed
         except ApiError as exc:
-            outage = _outage(exc)
+            outage = outage_behind(exc)
             if outage is None:
                 self.circuit.succeeded()
             else:
