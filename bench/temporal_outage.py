@@ -149,9 +149,7 @@ async def run(rounds: int, client_timeout: float, workdir: Path) -> None:
             print(f"{'call':<20} {'first':>8} {'median':>8} {'max':>8}  answers")
             for name, results in per_call.items():
                 times = [t for t, _ in results]
-                answers = Counter(
-                    re.sub(r"Retry-After \d+", "Retry-After n", a) for _, a in results
-                )
+                answers = Counter(re.sub(r"(?i)(retry-after) \d+", r"\1 n", a) for _, a in results)
                 listed = ", ".join(f"{n}x {a}" for a, n in answers.items())
                 print(
                     f"{name:<20} {times[0]:>7.3f}s {statistics.median(times):>7.3f}s "
