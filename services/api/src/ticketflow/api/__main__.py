@@ -57,6 +57,12 @@ environment (all optional):
   TICKETFLOW_DECISION_KEYS      kid:base64secret,... shared with the core worker; the first signs
                                 decisions (without it the core worker refuses every decision)
   TICKETFLOW_DECISION_KEYS_FILE a file of the same entries
+  TICKETFLOW_RPC_TIMEOUT_S      deadline of a Temporal call: start, describe, list (3)
+  TICKETFLOW_RPC_RETRIES        retries of a call Temporal could not take, within its deadline (2)
+  TICKETFLOW_DECIDE_TIMEOUT_S   how long a decision waits for the workflow's answer (10)
+  TICKETFLOW_CIRCUIT_FAILURES   failed Temporal calls in a row that open the circuit: then 503 with
+                                Retry-After at once, without calling Temporal (3)
+  TICKETFLOW_CIRCUIT_COOLDOWN_S seconds open before one health check probes Temporal again (2)
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
   TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
   (the README lists every variable: deadlines, limits, the finer policy knobs)

@@ -8,7 +8,9 @@ an explicit value is validated like its JSON twin, so `ticket_id: ""` is INVALID
 "generate one".
 
 Every error carries the api's machine code in the trailing metadata key `ticketflow-error-code`
-(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has.
+(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has; an error whose
+HTTP answer has `Retry-After` (Temporal unreachable, the circuit open, a decision's unknown
+outcome) carries it as `retry-after` (seconds) too.
 
 Beside TicketService the server runs the standard health service (`grpc.health.v1.Health`: `""`
 is SERVING while the process serves; `ticketflow.v1.TicketService` is SERVING while Temporal is
@@ -51,6 +53,7 @@ from .settings import Settings
 __all__ = [
     "ERROR_CODE_KEY",
     "GRPC_CODES",
+    "RETRY_AFTER_KEY",
     "TICKET_SERVICE",
     "GrpcBindError",
     "GrpcServer",
@@ -65,6 +68,7 @@ T = TypeVar("T")
 
 TICKET_SERVICE = ticket_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name
 ERROR_CODE_KEY = "ticketflow-error-code"
+RETRY_AFTER_KEY = "retry-after"
 
 # First match wins, so a subclass comes before its base.
 GRPC_CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
@@ -172,15 +176,20 @@ async def _answer(
     context: grpc.aio.ServicerContext, method: str, call: Callable[[], Awaitable[T]]
 ) -> T:
     """Run `call`; an `ApiError` becomes its gRPC status, anything else INTERNAL (logged)."""
+    metadata: tuple[tuple[str, str], ...]
     try:
         return await call()
     except ApiError as exc:
-        code, message, error_code = grpc_code(exc), exc.message, exc.code
+        code, message = grpc_code(exc), exc.message
+        metadata = ((ERROR_CODE_KEY, exc.code),)
+        if "Retry-After" in exc.headers:
+            metadata += ((RETRY_AFTER_KEY, exc.headers["Retry-After"]),)
     except Exception:
         # A true bug: log it whole, answer without internals (as the HTTP 500 does).
         log.exception("unhandled error in %s", method)
-        code, message, error_code = grpc.StatusCode.INTERNAL, "internal server error", "internal"
-    await context.abort(code, message, trailing_metadata=((ERROR_CODE_KEY, error_code),))
+        code, message = grpc.StatusCode.INTERNAL, "internal server error"
+        metadata = ((ERROR_CODE_KEY, "internal"),)
+    await context.abort(code, message, trailing_metadata=metadata)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 

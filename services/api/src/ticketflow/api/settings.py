@@ -119,9 +119,20 @@ class Settings(DecisionKeySettings):
     side_effect_start_to_close_s: float = _policy_default("side_effect_start_to_close_s")
 
     # Deadlines of the calls to Temporal. A read must answer fast or fall back; readiness is cheap.
+    # Short enough that a client with a 5 s timeout sees a 503, not its own timeout, while Temporal
+    # is down; long enough for a healthy server under load. The decide update waits for the
+    # workflow's answer (a worker), so it has a budget of its own.
     query_timeout_s: float = Field(2.0, gt=0, le=_MAX_DEADLINE_S)
-    rpc_timeout_s: float = Field(10.0, gt=0, le=_MAX_DEADLINE_S)
+    rpc_timeout_s: float = Field(3.0, gt=0, le=_MAX_DEADLINE_S)
+    decide_timeout_s: float = Field(10.0, gt=0, le=_MAX_DEADLINE_S)
     health_timeout_s: float = Field(1.0, gt=0, le=_MAX_DEADLINE_S)
+    # Retries of a call Temporal could not take (UNAVAILABLE and the like), within its deadline.
+    # The SDK's default is 10 retries over up to 10 s: what made every call take 6-10 s to fail.
+    rpc_retries: int = Field(2, ge=0, le=10)
+    # The circuit breaker around the calls to Temporal (`_circuit.py`): open after this many
+    # consecutive failures, answer 503 at once, probe with a health check after the cool-down.
+    circuit_failures: int = Field(3, ge=1, le=1000)
+    circuit_cooldown_s: float = Field(2.0, gt=0, le=_MAX_DEADLINE_S)
     # Deadline of a read-model lookup (the fallback of GET /tickets/{id} and GetTicket).
     read_model_timeout_s: float = Field(1.0, gt=0, le=_MAX_DEADLINE_S)
     # How often the gRPC health status of TicketService follows Temporal's reachability.
