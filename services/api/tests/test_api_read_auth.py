@@ -75,6 +75,10 @@ async def test_reads_without_a_token_are_401_when_viewer_tokens_are_set(both, he
         assert "viewer" in error["message"]
         # No ticket data in a refused answer.
         assert ticket_id not in r.text and "cust-1" not in r.text
+    # The token is checked first: a stranger learns nothing from the validation of the rest.
+    for path in ("/tickets?limit=100000", "/tickets/not%20an%20id", "/tickets?page_token=x"):
+        r = await both.http.get(path)
+        assert r.status_code == 401, (path, r.text)
 
 
 # "alice" is an approver's name, not a token.
