@@ -220,10 +220,12 @@ class FakeReadModelService(readmodel_pb2_grpc.ReadModelServiceServicer):
         self.hold = False
         self.asked = asyncio.Event()
         self.release = asyncio.Event()
+        self.metadata: list[dict[str, str | bytes]] = []  # each call's invocation metadata
 
     async def GetOutcome(
         self, request: readmodel_pb2.GetOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> readmodel_pb2.GetOutcomeResponse:
+        self.metadata.append(dict(context.invocation_metadata() or ()))
         self.asked.set()
         if self.hold:
             await self.release.wait()

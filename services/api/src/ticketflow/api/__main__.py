@@ -54,6 +54,9 @@ environment (all optional):
   TICKETFLOW_GRPC_PORT          gRPC port (50051; 0 picks a free one)
   TICKETFLOW_PROJECTION_ADDRESS projection read API, the fallback of ticket lookups (127.0.0.1:50052)
   TICKETFLOW_APPROVER_TOKENS    name:token,name:token (without it every decision is refused)
+  TICKETFLOW_VIEWER_TOKENS      name:token,... who may read; set, every read needs a viewer's or an
+                                approver's bearer token (unset: reads are open)
+  TICKETFLOW_READMODEL_TOKEN    sent to the projection's read API (the same on both)
   TICKETFLOW_DECISION_KEYS      kid:base64secret,... shared with the core worker; the first signs
                                 decisions (without it the core worker refuses every decision)
   TICKETFLOW_DECISION_KEYS_FILE a file of the same entries
@@ -150,9 +153,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """
     stop = stop or asyncio.Event()
     # Made here, not by the app, so it is closed after BOTH servers have drained.
-    read_model_client = GrpcReadModelClient(
-        settings.projection_address, timeout_s=settings.read_model_timeout_s
-    )
+    read_model_client = GrpcReadModelClient.for_settings(settings)
     try:
         app = create_app(settings, read_model_client=read_model_client)
         grpc_server = GrpcServer(settings, app.state.tickets)
