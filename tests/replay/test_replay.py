@@ -25,6 +25,7 @@ from temporalio.worker import Replayer
 from ticketflow.contracts import DATA_CONVERTER, names
 from ticketflow.contracts.history import history_payloads
 from ticketflow.contracts.models import Classification, TicketInput, TicketOutcome
+from ticketflow.core_worker.patches import PATCH_PRIMARY_RECHECK
 from ticketflow.core_worker.workflow import (
     PATCH_CLASSIFICATION_MEMO,
     PATCH_ROBUST_ENDS,
@@ -39,7 +40,11 @@ FILES = sorted(HISTORIES.glob("*.json"))
 NAME = re.compile(r"^(v\d+)-([a-z0-9-]+)$")
 CAPTURE = "uv run python scripts/capture_histories.py"
 # The version that introduced each patch: its histories, and later ones, carry the marker.
-PATCHES = {"v2": PATCH_CLASSIFICATION_MEMO, "v3": PATCH_ROBUST_ENDS}
+PATCHES = {
+    "v2": PATCH_CLASSIFICATION_MEMO,
+    "v3": PATCH_ROBUST_ENDS,
+    "v4": PATCH_PRIMARY_RECHECK,
+}
 
 
 def _capture_script() -> ModuleType:
