@@ -58,7 +58,8 @@ environment (all optional):
                                 decisions (without it the core worker refuses every decision)
   TICKETFLOW_DECISION_KEYS_FILE a file of the same entries
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
-  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
+  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S,
+  TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S                             policy of new tickets
   (the README lists every variable: deadlines, limits, the finer policy knobs)
 """
 
