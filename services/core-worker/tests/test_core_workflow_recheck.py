@@ -7,15 +7,21 @@ timeouts, so agent budgets stay short. The primary is "congested" by starting it
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from ticketflow.contracts import names
 from ticketflow.contracts.models import (
+    Draft,
+    DraftReplyInput,
     ModelTier,
     TicketState,
     TicketStatus,
 )
-from ticketflow.testkit import ticket_input
+from ticketflow.testkit import fake_agent, ticket_input
 
 from ._tickets import StartWorkers, start_ticket, state_when
 
@@ -107,3 +113,38 @@ async def test_fallback_answer_a_human_must_see_anyway_is_not_asked_again(
     state = await state_when(handle, lambda s: s.status == WAITING, "waiting for a human")
     assert calls_of(state) == FELL_BACK
     assert state.classification and state.classification.tier == F
+
+
+def primary_whose_first_draft_fails() -> list[Callable[..., Awaitable[object]]]:
+    """The fake primary, except that its first draft fails (a retryable error)."""
+    classify, draft = fake_agent(P)
+    drafts = 0
+
+    @activity.defn(name=names.DRAFT_REPLY)
+    async def draft_reply(inp: DraftReplyInput) -> Draft:
+        nonlocal drafts
+        drafts += 1
+        if drafts == 1:
+            raise ApplicationError("primary overloaded (injected)", type="AgentUnavailable")
+        result = await draft(inp)
+        assert isinstance(result, Draft)
+        return result
+
+    return [classify, draft_reply]
+
+
+async def test_only_the_fallback_draft_is_asked_again_when_the_primary_classified(
+    time_env: WorkflowEnvironment, start_workers: StartWorkers
+) -> None:
+    await start_workers(time_env, primary_activities=primary_whose_first_draft_fails())
+    # One attempt: the failed draft routes to the fallback at once.
+    inp = ticket_input(approval_timeout_s=3600, agent_max_attempts=1)
+    out = await (await start_ticket(time_env.client, inp)).result()
+    assert out.status == TicketStatus.RESOLVED and out.decision and out.decision.auto
+    assert out.draft and out.draft.tier == P
+    assert calls_of(out) == [
+        (names.CLASSIFY, P, True),
+        (names.DRAFT_REPLY, P, False),
+        (names.DRAFT_REPLY, F, True),
+        (names.DRAFT_REPLY, P, True),
+    ]
