@@ -67,7 +67,8 @@ environment (all optional):
                                 Retry-After at once, without calling Temporal (3)
   TICKETFLOW_CIRCUIT_COOLDOWN_S seconds open before one health check probes Temporal again (2)
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
-  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
+  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S,
+  TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S                             policy of new tickets
   (the README lists every variable: deadlines, limits, the finer policy knobs)
 """
 

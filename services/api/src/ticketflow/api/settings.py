@@ -51,6 +51,7 @@ POLICY_MAX_S: dict[str, tuple[float, str]] = {
     "fallback_schedule_to_start_s": (_DAY_S, "1 day"),
     "fallback_start_to_close_s": (_DAY_S, "1 day"),
     "side_effect_start_to_close_s": (3600.0, "1 hour"),
+    "primary_recheck_schedule_to_start_s": (_DAY_S, "1 day"),
 }
 # Upper bound of the api's own deadlines and intervals.
 _MAX_DEADLINE_S = 3600.0
@@ -144,6 +145,13 @@ class Settings(DecisionKeySettings):
     agent_heartbeat_timeout_s: float = _policy_default("agent_heartbeat_timeout_s")
     fallback_start_to_close_s: float = _policy_default("fallback_start_to_close_s")
     side_effect_start_to_close_s: float = _policy_default("side_effect_start_to_close_s")
+    # After a fallback answer that looks auto-approvable, the primary is asked again this long
+    # (0: never) before a human sees the ticket; fallback answers below the confidence floor are
+    # not asked again.
+    primary_recheck_schedule_to_start_s: float = _policy_default(
+        "primary_recheck_schedule_to_start_s"
+    )
+    fallback_recheck_min_confidence: float = _policy_default("fallback_recheck_min_confidence")
 
     # Deadlines of the calls to Temporal. A read must answer fast or fall back; readiness is cheap.
     # Short enough that a client with a 5 s timeout sees a 503, not its own timeout, while Temporal
@@ -198,10 +206,21 @@ class Settings(DecisionKeySettings):
             for field, (limit, label) in POLICY_MAX_S.items()
             if not getattr(self, field) <= limit  # `not <=` refuses nan too
         }
+        # Every Policy field this class also has (same name); the others keep their defaults.
+        shared = Policy.model_fields.keys() & type(self).model_fields.keys()
+        values = {field: getattr(self, field) for field in shared}
+        # The re-ask delays the moment a human can see the ticket: never by more than a human
+        # is given to decide it. Unset, it follows a shorter approval timeout down.
+        recheck = "primary_recheck_schedule_to_start_s"
+        if recheck not in self.model_fields_set:
+            values[recheck] = min(values[recheck], self.approval_timeout_s)
+        elif recheck not in problems and not values[recheck] <= self.approval_timeout_s:
+            problems[recheck] = (
+                f"must not exceed {env_var('approval_timeout_s')}; lower it, or set 0 to hand "
+                "fallback answers to a human at once"
+            )
         try:
-            # Every Policy field this class also has (same name); the others keep their defaults.
-            shared = Policy.model_fields.keys() & type(self).model_fields.keys()
-            self._policy = Policy(**{field: getattr(self, field) for field in shared})
+            self._policy = Policy(**values)
         except ValidationError as exc:
             for err in exc.errors():
                 problems.setdefault(str(err["loc"][0]), err["msg"])
