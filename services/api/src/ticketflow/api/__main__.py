@@ -125,21 +125,25 @@ class _Server(uvicorn.Server):
                     "TICKETFLOW_DECISION_KEYS_FILE): the core worker will refuse every decision",
                     flush=True,
                 )
-            limits, nofile = self.guard.limits, descriptor_limit()
-            log.info(
-                "HTTP: %s; gRPC: at most %d connections (descriptor limit %d)",
-                limits.describe(),
-                grpc_max_connections(self._settings),
+            self._log_limits()
+
+    def _log_limits(self) -> None:
+        http, grpc = self.guard.limits, grpc_max_connections(self._settings)
+        nofile = descriptor_limit()
+        log.info(
+            "HTTP: %s; gRPC: at most %d connections (descriptor limit %d)",
+            http.describe(),
+            grpc,
+            nofile,
+        )
+        if http.max_connections + grpc >= nofile:
+            log.warning(
+                "TICKETFLOW_HTTP_MAX_CONNECTIONS + TICKETFLOW_GRPC_MAX_CONNECTIONS (%d) reach the "
+                "descriptor limit (%d): accepts will fail before the limits apply; raise "
+                "`ulimit -n` or lower them",
+                http.max_connections + grpc,
                 nofile,
             )
-            if limits.max_connections + grpc_max_connections(self._settings) >= nofile:
-                log.warning(
-                    "TICKETFLOW_HTTP_MAX_CONNECTIONS + TICKETFLOW_GRPC_MAX_CONNECTIONS (%d) reach "
-                    "the descriptor limit (%d): accepts will fail before the limits apply; raise "
-                    "`ulimit -n` or lower them",
-                    limits.max_connections + grpc_max_connections(self._settings),
-                    nofile,
-                )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
