@@ -17,7 +17,14 @@ import httpx
 import pytest
 from ticketflow.api import Settings, create_app
 from ticketflow.api.__main__ import _http_server, _Server
-from ticketflow.api.connections import NO_DESCRIPTOR, RefusalLog, count_accept_failures
+from ticketflow.api.connections import (
+    AT_LIMIT,
+    NO_DESCRIPTOR,
+    ConnectionGuard,
+    HttpLimits,
+    RefusalLog,
+    count_accept_failures,
+)
 from ticketflow.api.read_model_client import NoReadModelClient
 from ticketflow.testkit import eventually_async
 
@@ -181,6 +188,21 @@ async def test_at_the_connection_limit_the_client_waiting_longest_makes_room(
         assert len(server.guard.open) <= 3
         for _, writer in slow:
             writer.close()
+
+
+async def test_when_every_connection_is_busy_a_new_one_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = ConnectionGuard(
+        HttpLimits(max_connections=1, header_timeout_s=1, body_timeout_s=1),
+        RefusalLog("HTTP connections"),
+    )
+    # One connection whose request the server is working on: open, not waiting for its client.
+    busy, new = object(), object()
+    guard.open.add(busy)  # type: ignore[arg-type]
+    assert not guard.admit(new)  # type: ignore[arg-type]
+    assert guard.open == {busy}
+    assert [r.getMessage() for r in caplog.records] == [f"HTTP connections refused: 1 {AT_LIMIT}"]
 
 
 async def test_refusals_are_summarised_once_per_interval(
