@@ -23,9 +23,18 @@ slot: a probe completes its request in milliseconds, so it is never the one wait
 
 Each refusal is counted by `RefusalLog`, which writes at most one line per interval, never a line
 (let alone a traceback) per connection. That includes asyncio's own complaint when `accept()` runs
-out of descriptors anyway (a burst arriving faster than the limit closes them): Python 3.11 logs
-it with a traceback once per pending connection (CPython issue 151615), which is what once wrote
-78 MB of log in 25 s. `count_accept_failures` routes it into the same summary.
+out of descriptors anyway (a burst arriving faster than the limit closes them): Python 3.11 goes on
+calling `accept()` after the first EMFILE, up to the listen backlog (uvicorn's 2048) times, and
+logs each failure with a traceback (CPython issue 151615), which is what once wrote 78 MB of log
+in 25 s. `count_accept_failures` routes them into the same summary; asyncio still pauses accepting
+for 1 s, and meanwhile the limit closes the surplus.
+
+Why a protocol subclass rather than another server with such deadlines (hypercorn, granian): the
+api's process plumbing (graceful drain of both servers, port 0 and the startup line, one log
+format, the process tests) is built on uvicorn, and a per-read idle timeout alone would still let a
+client that sends a byte now and then hold its connection. This subclass relies on
+`H11Protocol`'s attributes (`conn`, `cycle`, `transport`, `on_response_complete`), which the tests
+here exercise through real sockets.
 """
 
 from __future__ import annotations
