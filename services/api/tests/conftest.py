@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -313,9 +314,17 @@ def env_with(**overrides: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
+async def api_process(
+    *, nofile: int | None = None, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
     """`python -m ticketflow.api` on ephemeral ports; yields (process, http base url, grpc
-    address) once it says where it listens, and kills it afterwards if still running."""
+    address) once it says where it listens, and kills it afterwards if still running.
+    `nofile` lowers the process's descriptor limit (RLIMIT_NOFILE, soft and hard)."""
+
+    def limit_descriptors() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -323,6 +332,7 @@ async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Proc
         env=env_with(http_port="0", grpc_port="0", **env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=limit_descriptors if nofile is not None else None,
     )
     try:
         assert proc.stdout is not None

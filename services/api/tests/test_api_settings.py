@@ -6,6 +6,7 @@ import os
 
 import pytest
 from pydantic import ValidationError
+from ticketflow.api import connections
 from ticketflow.api import settings as settings_module
 from ticketflow.api.auth import TokenVerifier
 from ticketflow.api.settings import Settings, parse_approver_tokens
@@ -161,12 +162,35 @@ def test_every_policy_duration_is_bounded() -> None:
         "read_model_timeout_s",
         "health_interval_s",
         "shutdown_grace_s",
+        "http_header_timeout_s",
+        "http_body_timeout_s",
     ],
 )
 def test_api_deadlines_are_bounded(field: str) -> None:
     for value in (float("inf"), float("nan"), 1e12):
         with pytest.raises(ValidationError, match=field):
             Settings(**{field: value})
+
+
+def test_connection_limits_default_to_a_share_of_the_descriptor_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in [v for v in os.environ if v.startswith("TICKETFLOW_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setattr(connections, "descriptor_limit", lambda: 256)
+    settings = Settings()
+    assert (settings.http_header_timeout_s, settings.http_body_timeout_s) == (10.0, 30.0)
+    assert connections.http_limits(settings).max_connections == 128
+    assert connections.grpc_max_connections(settings) == 64
+    monkeypatch.setattr(connections, "descriptor_limit", lambda: 1 << 20)
+    assert connections.http_limits(settings).max_connections == 4096
+    assert connections.grpc_max_connections(settings) == 1024
+    explicit = Settings(http_max_connections=10, grpc_max_connections=5)
+    assert connections.http_limits(explicit).max_connections == 10
+    assert connections.grpc_max_connections(explicit) == 5
+    for field in ("http_max_connections", "grpc_max_connections"):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: 0})
 
 
 def test_unknown_settings_are_refused() -> None:

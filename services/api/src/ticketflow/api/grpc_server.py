@@ -39,6 +39,7 @@ from ticketflow.runtime import ServiceError
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
 from .auth import GRPC_HINT, bearer_token, identify_reader
+from .connections import grpc_max_connections
 from .errors import (
     ApiError,
     BadRequest,
@@ -65,6 +66,7 @@ __all__ = [
     "TicketServicer",
     "add_ticket_service",
     "grpc_code",
+    "grpc_server_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -209,6 +211,40 @@ async def _answer(
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
+def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Channel arguments of the server: its limits, so that no client holds a connection forever.
+
+    Unlike the HTTP side, gRPC cannot evict: past `max_allowed_incoming_connections` a new
+    connection (a health check too) is closed at once until a slot frees, which the handshake
+    deadline and the idle limit make happen within seconds. Tried on grpcio 1.85: both close
+    connections without a log line. No `maximum_concurrent_rpcs`: its RESOURCE_EXHAUSTED would
+    refuse health checks as well; each call is bounded by the api's deadlines to Temporal instead.
+    """
+    grace_ms = int(settings.shutdown_grace_s * 1000)
+    return [
+        # The HTTP API's body limit, for the same reason: refuse before parsing.
+        ("grpc.max_receive_message_length", settings.max_body_bytes),
+        # A taken port must fail the start, not be silently shared with another process.
+        ("grpc.so_reuseport", 0),
+        # Open connections at most (each holds a descriptor; the HTTP server needs some too).
+        ("grpc.max_allowed_incoming_connections", grpc_max_connections(settings)),
+        # A connection that has not finished the HTTP/2 handshake by then is closed (default
+        # 120 s): the gRPC twin of the HTTP header deadline.
+        ("grpc.server_handshake_timeout_ms", int(settings.http_header_timeout_s * 1000)),
+        # A connection without a call for a minute gets GOAWAY; clients reconnect when they need to.
+        ("grpc.max_connection_idle_ms", 60_000),
+        # No connection lives past 30 minutes (+-10 % jitter), in-flight calls get the shutdown
+        # grace to finish: a client trickling a message slowly is cut off there at the latest.
+        ("grpc.max_connection_age_ms", 30 * 60_000),
+        ("grpc.max_connection_age_grace_ms", grace_ms),
+        # Ping a client with calls in flight after 60 s of silence; no answer in 20 s: close.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Concurrent calls on one connection (the HTTP/2 SETTINGS the server announces).
+        ("grpc.max_concurrent_streams", 100),
+    ]
+
+
 class GrpcBindError(ServiceError):
     """The gRPC address cannot be listened on (taken, or not an address of this host)."""
 
@@ -219,14 +255,7 @@ class GrpcServer:
     def __init__(self, settings: Settings, tickets: TicketService) -> None:
         self._tickets = tickets
         self._interval = settings.health_interval_s
-        self.server = grpc.aio.server(
-            options=[
-                # The HTTP API's body limit, for the same reason: refuse before parsing.
-                ("grpc.max_receive_message_length", settings.max_body_bytes),
-                # A taken port must fail the start, not be silently shared with another process.
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        self.server = grpc.aio.server(options=grpc_server_options(settings))
         add_ticket_service(TicketServicer(tickets, settings), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -176,6 +176,13 @@ class Settings(DecisionKeySettings):
     shutdown_grace_s: float = Field(10.0, gt=0, le=_MAX_DEADLINE_S)
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Slow clients (connections.py): a request's headers, then its body, must arrive within these;
+    # the first also bounds a gRPC connection's handshake.
+    http_header_timeout_s: float = Field(10.0, gt=0, le=_MAX_DEADLINE_S)
+    http_body_timeout_s: float = Field(30.0, gt=0, le=_MAX_DEADLINE_S)
+    # Open connections at most; unset: a share of the descriptor limit (`connections.py`).
+    http_max_connections: int | None = Field(None, ge=1)
+    grpc_max_connections: int | None = Field(None, ge=1)
 
     _approvers: tuple[TokenHolder, ...] = PrivateAttr(default=())
     _viewers: tuple[TokenHolder, ...] = PrivateAttr(default=())
