@@ -37,6 +37,7 @@ from ticketflow.contracts.models import (
     ModelTier,
     NewTicket,
     Policy,
+    ReplyKind,
     Ticket,
     TicketInput,
     TicketOutcome,
@@ -69,8 +70,10 @@ VERSIONS = {
     "v2": "patch classification-memo: the classification is upserted into the memo after classify",
     "v3": "patch v3-robust-ends: cancel escalates or completes the ticket; refused input skips the "
     "fallback; a non-retryable reply failure no longer fails the ticket",
+    "v4": "patch v4-intake-check: a ticket accepted without the read model (intake_check) first "
+    "asks the reply outbox whether its id already reached its end, and ends as a duplicate if so",
 }
-CURRENT_VERSION = "v3"
+CURRENT_VERSION = "v4"
 
 # Short, so the whole run takes seconds; the workflow reads policy from its input only.
 FAST = {"agent_schedule_to_start_s": 1.0, "fallback_schedule_to_start_s": 1.0}
@@ -95,6 +98,11 @@ class Case:
     # The ledger already holds a refund of another amount for this ticket id (an id run again
     # after its history was deleted): the refund is refused and the ticket escalates.
     conflicting_refund_cents: int | None = None
+    # Started as the api starts a ticket it accepted without the read model (intake check owed).
+    intake_check: bool = False
+    # The outbox already holds this ticket id's reply (an earlier run whose history was deleted):
+    # with intake_check, the run ends as a duplicate.
+    earlier_reply: bool = False
 
 
 CASES = [
@@ -125,6 +133,15 @@ CASES = [
         conflicting_refund_cents=500,
     ),
     Case("agent-refused", "refused cannot login", TicketStatus.ESCALATED),
+    Case("intake-new", "cannot login", TicketStatus.RESOLVED, intake_check=True),
+    Case(
+        "intake-duplicate",
+        "refund please",
+        TicketStatus.REJECTED,
+        refund_cents=25_000,
+        intake_check=True,
+        earlier_reply=True,
+    ),
 ]
 
 
@@ -142,7 +159,8 @@ def case_input(case: Case, version: str) -> tuple[TicketInput, str]:
         **new.model_dump(),
     )
     policy = Policy(**{**FAST, **case.policy})
-    return TicketInput(ticket=ticket, policy=policy), new.content_sha256()
+    inp = TicketInput(ticket=ticket, policy=policy, intake_check=case.intake_check)
+    return inp, new.content_sha256()
 
 
 async def wait_for_status(
@@ -157,12 +175,18 @@ async def wait_for_status(
     await eventually_async(reached, timeout=timeout, what=f"{handle.id} in status {want}")
 
 
-async def run_case(
-    client: Client, ledger: RefundLedger, case: Case, version: str
-) -> tuple[str, str]:
+async def run_case(client: Client, workers: Workers, case: Case, version: str) -> tuple[str, str]:
     inp, sha = case_input(case, version)
+    if case.earlier_reply:
+        workers.outbox.send_reply(
+            ticket_id=inp.ticket.ticket_id,
+            customer_id=inp.ticket.customer_id,
+            kind=ReplyKind.REJECTION.value,
+            body="an earlier run's reply",
+            content_sha256=sha,
+        )
     if case.conflicting_refund_cents is not None:
-        ledger.apply_refund(
+        workers.ledger.apply_refund(
             ticket_id=inp.ticket.ticket_id,
             customer_id=inp.ticket.customer_id,
             order_id=inp.ticket.order_id,
@@ -205,12 +229,13 @@ class Workers:
 
     def __init__(self, client: Client, ledger_path: Path) -> None:
         self.ledger = RefundLedger(ledger_path)
-        acts = SideEffectActivities(self.ledger, ReplyOutbox(ledger_path))
+        self.outbox = ReplyOutbox(ledger_path)
+        acts = SideEffectActivities(self.ledger, self.outbox)
         self.fleet = WorkerFleet(client)
         self.fleet.add(
             names.CORE_QUEUE,
             workflows=[TicketWorkflow],
-            activities=[acts.issue_refund, acts.send_reply],
+            activities=[acts.issue_refund, acts.send_reply, acts.check_intake],
             interceptors=[DecisionAuth(DecisionVerifier([CAPTURE_KEY]))],
         )
         self.fleet.add(names.PROJECTION_QUEUE, activities=[RecordedOutcomes().activity])
@@ -244,7 +269,7 @@ async def capture(cases: list[Case], version: str) -> dict[str, str]:
                             await workers.start_agent(name)
                     batch = [c for c in cases if (c.primary, c.fallback) == (primary, fallback)]
                     for name, text in await asyncio.gather(
-                        *(run_case(env.client, workers.ledger, c, version) for c in batch)
+                        *(run_case(env.client, workers, c, version) for c in batch)
                     ):
                         histories[name] = text
                         print(f"captured {version}-{name}")

@@ -27,6 +27,7 @@ from ticketflow.contracts.history import history_payloads
 from ticketflow.contracts.models import Classification, TicketInput, TicketOutcome
 from ticketflow.core_worker.workflow import (
     PATCH_CLASSIFICATION_MEMO,
+    PATCH_INTAKE_CHECK,
     PATCH_ROBUST_ENDS,
     TicketWorkflow,
 )
@@ -39,7 +40,7 @@ FILES = sorted(HISTORIES.glob("*.json"))
 NAME = re.compile(r"^(v\d+)-([a-z0-9-]+)$")
 CAPTURE = "uv run python scripts/capture_histories.py"
 # The version that introduced each patch: its histories, and later ones, carry the marker.
-PATCHES = {"v2": PATCH_CLASSIFICATION_MEMO, "v3": PATCH_ROBUST_ENDS}
+PATCHES = {"v2": PATCH_CLASSIFICATION_MEMO, "v3": PATCH_ROBUST_ENDS, "v4": PATCH_INTAKE_CHECK}
 
 
 def _capture_script() -> ModuleType:
@@ -72,6 +73,13 @@ def patch_markers(h: WorkflowHistory) -> set[str]:
                 data = attrs.details["patch-data"].payloads[0].data
                 found.add(json.loads(data)["id"])
     return found
+
+
+def workflow_input(h: WorkflowHistory) -> TicketInput:
+    started = h.events[0].workflow_execution_started_event_attributes
+    inp = DATA_CONVERTER.payload_converter.from_payloads(started.input.payloads, [TicketInput])[0]
+    assert isinstance(inp, TicketInput)
+    return inp
 
 
 def classified(h: WorkflowHistory) -> bool:
@@ -151,6 +159,12 @@ def test_history_carries_the_patch_markers_of_its_version(path: Path) -> None:
             assert patch not in markers, f"{path.name} has {patch}, introduced in {introduced}"
         elif patch == PATCH_CLASSIFICATION_MEMO and classified(h):
             assert patch in markers, f"{path.name} classified but has no {patch} marker"
+        elif patch == PATCH_INTAKE_CHECK:
+            # Asked only for a ticket accepted without the read model: no flag, no marker.
+            owed = workflow_input(h).intake_check
+            assert (patch in markers) == owed, (
+                f"{path.name}: intake_check={owed}, markers {markers}"
+            )
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

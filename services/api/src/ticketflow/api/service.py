@@ -140,11 +140,12 @@ class TicketService:
         except (TicketNotFound, Unavailable) as live_error:
             outcome = await self._read_model_fallback(ticket_id, live_error)
         else:
-            if state.duplicate_of is None:
+            original = None
+            if state.duplicate_of is not None:
+                original = await self._original_outcome(ticket_id, state)
+            if original is None:
                 return TicketView.from_state(state)
-            outcome = await self._original_outcome(ticket_id, state)
-            if outcome is None:
-                return TicketView.from_state(state)
+            outcome = original
         log.info("ticket %s answered from the read model", ticket_id)
         return TicketView.from_outcome(outcome)
 

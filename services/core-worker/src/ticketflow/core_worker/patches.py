@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["PATCH_CLASSIFICATION_MEMO", "PATCH_ROBUST_ENDS"]
+__all__ = ["PATCH_CLASSIFICATION_MEMO", "PATCH_INTAKE_CHECK", "PATCH_ROBUST_ENDS"]
 
 # v2: after classify, the classification is upserted into the memo.
 PATCH_CLASSIFICATION_MEMO: Final = "classification-memo"
@@ -17,3 +17,8 @@ PATCH_CLASSIFICATION_MEMO: Final = "classification-memo"
 # ending the workflow; input the primary refuses as non-retryable escalates without the fallback;
 # a non-retryable reply failure no longer fails the ticket. v1/v2 histories keep their behaviour.
 PATCH_ROBUST_ENDS: Final = "v3-robust-ends"
+# v4: a ticket the api accepted without the read model (``TicketInput.intake_check``) first asks the
+# core worker's reply outbox whether its id already reached its end (activity ``check_intake``),
+# and if so ends as a duplicate that did nothing. Called only when the flag is set, so a history
+# without the flag carries no marker and replays as v3.
+PATCH_INTAKE_CHECK: Final = "v4-intake-check"
