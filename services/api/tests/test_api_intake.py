@@ -68,6 +68,7 @@ async def test_a_duplicate_run_answers_with_the_earlier_outcome() -> None:
     view = await service(duplicate_state("t-9"), ReadModel(original)).get("t-9")
     assert view.source == "read_model"
     assert view.outcome == original and view.reply == original.reply
+    assert view.duplicate_of is None
 
 
 async def test_a_duplicate_run_with_the_read_model_down_is_503_not_a_blank_ticket() -> None:
@@ -80,3 +81,4 @@ async def test_a_duplicate_run_with_the_read_model_down_is_503_not_a_blank_ticke
 async def test_a_duplicate_run_the_read_model_does_not_know_answers_live() -> None:
     view = await service(duplicate_state("t-9"), ReadModel(None)).get("t-9")
     assert view.source == "live" and view.status == TicketStatus.RESOLVED
+    assert view.duplicate_of is not None and view.duplicate_of.reply_id == "rp_1"
