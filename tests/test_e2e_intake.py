@@ -71,9 +71,7 @@ def delete_history(stack: Stack, ticket_id: str) -> None:
 def closed_result(stack: Stack, ticket_id: str) -> TicketOutcome | None:
     async def run() -> TicketOutcome | None:
         client = await _client(stack)
-        handle = client.get_workflow_handle(
-            names.workflow_id(ticket_id), result_type=TicketOutcome
-        )
+        handle = client.get_workflow_handle(names.workflow_id(ticket_id), result_type=TicketOutcome)
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
             return None
         return await handle.result()
