@@ -10,6 +10,8 @@ the meaning of every error are the same over HTTP and gRPC.
 Read paths of `get` (docs/architecture.md, "Read paths"):
 
     live `status` query ──ok──────────────────────────────────────────▶ source "live"
+        │ ok, but the run ended as a duplicate (`duplicate_of`) ─▶ the read model's outcome
+        │   of the earlier run (source "read_model"); 503 while it is unreachable
         │ TicketNotFound / NoLiveAnswer / TemporalUnavailable / TemporalRefused
         ▼
     read model GetOutcome ──outcome───────────────────────────────────▶ source "read_model"
