@@ -31,6 +31,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from ticketflow.api import Settings, create_app
 from ticketflow.api.grpc_server import GrpcServer
 from ticketflow.api.read_model_client import NoReadModelClient, ReadModelClient
+from ticketflow.api.temporal import TicketGateway
 from ticketflow.contracts import (
     ActionKind,
     AgentCall,
@@ -180,11 +181,14 @@ def fake_workflow_worker(fleet: WorkerFleet, task_queue: str) -> None:
 
 @asynccontextmanager
 async def _running_app(
-    settings: Settings, read_model_client: ReadModelClient | None, real_read_model: bool
+    settings: Settings,
+    read_model_client: ReadModelClient | None,
+    real_read_model: bool,
+    gateway: TicketGateway | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     if read_model_client is None and not real_read_model:
         read_model_client = NoReadModelClient()
-    app = create_app(settings, read_model_client=read_model_client)
+    app = create_app(settings, gateway=gateway, read_model_client=read_model_client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
@@ -216,10 +220,12 @@ class FakeReadModelService(readmodel_pb2_grpc.ReadModelServiceServicer):
         self.hold = False
         self.asked = asyncio.Event()
         self.release = asyncio.Event()
+        self.metadata: list[dict[str, str | bytes]] = []  # each call's invocation metadata
 
     async def GetOutcome(
         self, request: readmodel_pb2.GetOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> readmodel_pb2.GetOutcomeResponse:
+        self.metadata.append(dict(context.invocation_metadata() or ()))
         self.asked.set()
         if self.hold:
             await self.release.wait()
@@ -266,9 +272,11 @@ async def serve_both(
     *,
     read_model_client: ReadModelClient | None = None,
     real_read_model: bool = False,
+    gateway: TicketGateway | None = None,
 ) -> AsyncIterator[Both]:
-    """`serve_app` plus the gRPC server (port 0) sharing the app's `TicketService`."""
-    async with _running_app(settings, read_model_client, real_read_model) as (app, http):
+    """`serve_app` plus the gRPC server (port 0) sharing the app's `TicketService` (and its
+    `gateway`, when given)."""
+    async with _running_app(settings, read_model_client, real_read_model, gateway) as (app, http):
         server = GrpcServer(settings.model_copy(update={"grpc_port": 0}), app.state.tickets)
         await server.start()
         try:
@@ -383,6 +391,7 @@ def settings(dev_env: WorkflowEnvironment, task_queue: str) -> Settings:
         decision_keys=TEST_DECISION_KEYS,  # the fake workflow does not verify it
         query_timeout_s=2.0,
         rpc_timeout_s=5.0,
+        decide_timeout_s=5.0,
     )
 
 

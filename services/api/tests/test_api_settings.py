@@ -49,6 +49,34 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert policy.agent_schedule_to_start_s == 2.5
     assert policy.fallback_schedule_to_start_s == 7
     assert policy.agent_start_to_close_s == Policy().agent_start_to_close_s
+    assert policy.primary_recheck_schedule_to_start_s == 60  # unset: follows the approval timeout
+
+
+def test_recheck_knobs_are_read_and_bounded_by_the_approval_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S", "45")
+    monkeypatch.setenv("TICKETFLOW_FALLBACK_RECHECK_MIN_CONFIDENCE", "0.3")
+    policy = Settings().policy
+    assert policy.primary_recheck_schedule_to_start_s == 45
+    assert policy.fallback_recheck_min_confidence == 0.3
+    monkeypatch.setenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S", "0")
+    assert Settings().policy.primary_recheck_schedule_to_start_s == 0  # off
+    # The re-ask must not hold a ticket back from humans longer than they get to decide it:
+    # unset, it follows a shorter approval timeout; set above it, it is refused.
+    monkeypatch.setenv("TICKETFLOW_APPROVAL_TIMEOUT_S", "60")
+    monkeypatch.delenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S")
+    assert Settings().policy.primary_recheck_schedule_to_start_s == 60
+    monkeypatch.setenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S", "61")
+    with pytest.raises(
+        ValidationError,
+        match="TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S: must not exceed "
+        "TICKETFLOW_APPROVAL_TIMEOUT_S",
+    ):
+        Settings()
+    monkeypatch.setenv("TICKETFLOW_FALLBACK_RECHECK_MIN_CONFIDENCE", "1.5")
+    with pytest.raises(ValidationError, match="TICKETFLOW_FALLBACK_RECHECK_MIN_CONFIDENCE"):
+        Settings()
 
 
 def test_tokens_never_show_in_repr() -> None:
@@ -101,6 +129,7 @@ def test_bad_policy_names_the_variable() -> None:
         ("fallback_schedule_to_start_s", 86401.0),
         ("fallback_start_to_close_s", 86401.0),
         ("side_effect_start_to_close_s", 3601.0),
+        ("primary_recheck_schedule_to_start_s", 86401.0),
     ],
 )
 def test_policy_durations_have_upper_bounds(

@@ -54,11 +54,21 @@ environment (all optional):
   TICKETFLOW_GRPC_PORT          gRPC port (50051; 0 picks a free one)
   TICKETFLOW_PROJECTION_ADDRESS projection read API, the fallback of ticket lookups (127.0.0.1:50052)
   TICKETFLOW_APPROVER_TOKENS    name:token,name:token (without it every decision is refused)
+  TICKETFLOW_VIEWER_TOKENS      name:token,... who may read; set, every read needs a viewer's or an
+                                approver's bearer token (unset: reads are open)
+  TICKETFLOW_READMODEL_TOKEN    sent to the projection's read API (the same on both)
   TICKETFLOW_DECISION_KEYS      kid:base64secret,... shared with the core worker; the first signs
                                 decisions (without it the core worker refuses every decision)
   TICKETFLOW_DECISION_KEYS_FILE a file of the same entries
+  TICKETFLOW_RPC_TIMEOUT_S      deadline of a Temporal call: start, describe, list (3)
+  TICKETFLOW_RPC_RETRIES        retries of a call Temporal could not take, within its deadline (2)
+  TICKETFLOW_DECIDE_TIMEOUT_S   how long a decision waits for the workflow's answer (10)
+  TICKETFLOW_CIRCUIT_FAILURES   failed Temporal calls in a row that open the circuit: then 503 with
+                                Retry-After at once, without calling Temporal (3)
+  TICKETFLOW_CIRCUIT_COOLDOWN_S seconds open before one health check probes Temporal again (2)
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
-  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
+  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S,
+  TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S                             policy of new tickets
   (the README lists every variable: deadlines, limits, the finer policy knobs)
 """
 
@@ -144,9 +154,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """
     stop = stop or asyncio.Event()
     # Made here, not by the app, so it is closed after BOTH servers have drained.
-    read_model_client = GrpcReadModelClient(
-        settings.projection_address, timeout_s=settings.read_model_timeout_s
-    )
+    read_model_client = GrpcReadModelClient.for_settings(settings)
     try:
         app = create_app(settings, read_model_client=read_model_client)
         grpc_server = GrpcServer(settings, app.state.tickets)

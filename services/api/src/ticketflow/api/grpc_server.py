@@ -7,8 +7,14 @@ limits are the HTTP API's and the contracts'), calls the shared `service.TicketS
 an explicit value is validated like its JSON twin, so `ticket_id: ""` is INVALID_ARGUMENT, not
 "generate one".
 
+Reads are guarded like the HTTP API's (`auth`): with `TICKETFLOW_VIEWER_TOKENS` set, GetTicket needs
+the metadata `authorization: Bearer <token>` with a viewer's or an approver's token, else
+UNAUTHENTICATED; SubmitTicket (intake), health and reflection need none.
+
 Every error carries the api's machine code in the trailing metadata key `ticketflow-error-code`
-(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has.
+(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has; an error whose
+HTTP answer has `Retry-After` (Temporal unreachable, the circuit open, a decision's unknown
+outcome) carries it as `retry-after` (seconds) too.
 
 Beside TicketService the server runs the standard health service (`grpc.health.v1.Health`: `""`
 is SERVING while the process serves; `ticketflow.v1.TicketService` is SERVING while Temporal is
@@ -32,6 +38,7 @@ from ticketflow.contracts.proto_convert import enum_to_proto, from_proto, to_pro
 from ticketflow.runtime import ServiceError
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
+from .auth import GRPC_HINT, bearer_token, identify_reader
 from .errors import (
     ApiError,
     BadRequest,
@@ -51,6 +58,7 @@ from .settings import Settings
 __all__ = [
     "ERROR_CODE_KEY",
     "GRPC_CODES",
+    "RETRY_AFTER_KEY",
     "TICKET_SERVICE",
     "GrpcBindError",
     "GrpcServer",
@@ -65,6 +73,7 @@ T = TypeVar("T")
 
 TICKET_SERVICE = ticket_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name
 ERROR_CODE_KEY = "ticketflow-error-code"
+RETRY_AFTER_KEY = "retry-after"
 
 # First match wins, so a subclass comes before its base.
 GRPC_CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
@@ -98,8 +107,9 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
     not the UNKNOWN grpc answers when its own deserializer raises.
     """
 
-    def __init__(self, tickets: TicketService) -> None:
+    def __init__(self, tickets: TicketService, settings: Settings) -> None:
         self._tickets = tickets
+        self._settings = settings
 
     async def SubmitTicket(
         self,
@@ -124,6 +134,8 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
         self, request: ticket_pb2.GetTicketRequest | bytes, context: grpc.aio.ServicerContext
     ) -> ticket_pb2.GetTicketResponse:
         async def get() -> ticket_pb2.GetTicketResponse:
+            # Before parsing: a caller without a token learns nothing, not even from the parser.
+            identify_reader(self._settings, bearer_token(_authorization(context)), GRPC_HINT)
             message = _parse(ticket_pb2.GetTicketRequest, request)
             view = await self._tickets.get(message.ticket_id)
             return to_proto(view, ticket_pb2.GetTicketResponse)
@@ -132,6 +144,14 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
 
 
 M = TypeVar("M", bound=Message)
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    """The call's `authorization` metadata (gRPC keys are lower case), or None."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _parse(message_type: type[M], request: M | bytes) -> M:
@@ -172,15 +192,20 @@ async def _answer(
     context: grpc.aio.ServicerContext, method: str, call: Callable[[], Awaitable[T]]
 ) -> T:
     """Run `call`; an `ApiError` becomes its gRPC status, anything else INTERNAL (logged)."""
+    metadata: tuple[tuple[str, str], ...]
     try:
         return await call()
     except ApiError as exc:
-        code, message, error_code = grpc_code(exc), exc.message, exc.code
+        code, message = grpc_code(exc), exc.message
+        metadata = ((ERROR_CODE_KEY, exc.code),)
+        if "Retry-After" in exc.headers:
+            metadata += ((RETRY_AFTER_KEY, exc.headers["Retry-After"]),)
     except Exception:
         # A true bug: log it whole, answer without internals (as the HTTP 500 does).
         log.exception("unhandled error in %s", method)
-        code, message, error_code = grpc.StatusCode.INTERNAL, "internal server error", "internal"
-    await context.abort(code, message, trailing_metadata=((ERROR_CODE_KEY, error_code),))
+        code, message = grpc.StatusCode.INTERNAL, "internal server error"
+        metadata = ((ERROR_CODE_KEY, "internal"),)
+    await context.abort(code, message, trailing_metadata=metadata)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
@@ -202,7 +227,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        add_ticket_service(TicketServicer(tickets), self.server)
+        add_ticket_service(TicketServicer(tickets, settings), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
