@@ -38,6 +38,7 @@ from ticketflow.contracts.models import (
     ModelTier,
     NewTicket,
     Policy,
+    ReplyKind,
     Ticket,
     TicketInput,
     TicketOutcome,
@@ -72,8 +73,10 @@ VERSIONS = {
     "fallback; a non-retryable reply failure no longer fails the ticket",
     "v4": "patch v4-primary-recheck: a fallback answer that looks auto-approvable is asked of the "
     "primary again before a human sees it",
+    "v5": "patch v5-intake-check: a ticket accepted without the read model (intake_check) first "
+    "asks the reply outbox whether its id already reached its end, and ends as a duplicate if so",
 }
-CURRENT_VERSION = "v4"
+CURRENT_VERSION = "v5"
 
 # Short, so the whole run takes seconds; the workflow reads policy from its input only.
 FAST = {
@@ -105,6 +108,11 @@ class Case:
     # The primary worker starts only once the fallback has answered (v4: the primary answers the
     # re-ask). Such a case runs alone, after the fallback-only phase.
     primary_late: bool = False
+    # Started as the api starts a ticket it accepted without the read model (intake check owed).
+    intake_check: bool = False
+    # The outbox already holds this ticket id's reply (an earlier run whose history was deleted):
+    # with intake_check, the run ends as a duplicate.
+    earlier_reply: bool = False
 
 
 CASES = [
@@ -144,6 +152,15 @@ CASES = [
         primary=False,
         primary_late=True,
     ),
+    Case("intake-new", "cannot login", TicketStatus.RESOLVED, intake_check=True),
+    Case(
+        "intake-duplicate",
+        "refund please",
+        TicketStatus.REJECTED,
+        refund_cents=25_000,
+        intake_check=True,
+        earlier_reply=True,
+    ),
 ]
 
 
@@ -161,7 +178,8 @@ def case_input(case: Case, version: str) -> tuple[TicketInput, str]:
         **new.model_dump(),
     )
     policy = Policy(**{**FAST, **case.policy})
-    return TicketInput(ticket=ticket, policy=policy), new.content_sha256()
+    inp = TicketInput(ticket=ticket, policy=policy, intake_check=case.intake_check)
+    return inp, new.content_sha256()
 
 
 async def wait_for_status(
@@ -182,8 +200,18 @@ async def run_case(
     case: Case,
     version: str,
     start_primary: Callable[[], Awaitable[None]] | None = None,
+    outbox: ReplyOutbox | None = None,
 ) -> tuple[str, str]:
     inp, sha = case_input(case, version)
+    if case.earlier_reply:
+        assert outbox is not None, f"{case.name} needs the outbox"
+        outbox.send_reply(
+            ticket_id=inp.ticket.ticket_id,
+            customer_id=inp.ticket.customer_id,
+            kind=ReplyKind.REJECTION.value,
+            body="an earlier run's reply",
+            content_sha256=sha,
+        )
     if case.conflicting_refund_cents is not None:
         ledger.apply_refund(
             ticket_id=inp.ticket.ticket_id,
@@ -238,12 +266,13 @@ class Workers:
 
     def __init__(self, client: Client, ledger_path: Path) -> None:
         self.ledger = RefundLedger(ledger_path)
-        acts = SideEffectActivities(self.ledger, ReplyOutbox(ledger_path))
+        self.outbox = ReplyOutbox(ledger_path)
+        acts = SideEffectActivities(self.ledger, self.outbox)
         self.fleet = WorkerFleet(client)
         self.fleet.add(
             names.CORE_QUEUE,
             workflows=[TicketWorkflow],
-            activities=[acts.issue_refund, acts.send_reply],
+            activities=[acts.issue_refund, acts.send_reply, acts.check_intake],
             interceptors=[DecisionAuth(DecisionVerifier([CAPTURE_KEY]))],
         )
         self.fleet.add(names.PROJECTION_QUEUE, activities=[RecordedOutcomes().activity])
@@ -281,7 +310,10 @@ async def capture(cases: list[Case], version: str) -> dict[str, str]:
                         if (c.primary, c.fallback) == (primary, fallback) and not c.primary_late
                     ]
                     for name, text in await asyncio.gather(
-                        *(run_case(env.client, workers.ledger, c, version) for c in batch)
+                        *(
+                            run_case(env.client, workers.ledger, c, version, outbox=workers.outbox)
+                            for c in batch
+                        )
                     ):
                         histories[name] = text
                         print(f"captured {version}-{name}")

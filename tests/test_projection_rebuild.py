@@ -23,9 +23,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from ticketflow import testkit
 from ticketflow.contracts import names
-from ticketflow.contracts.models import TicketOutcome, TicketState, TicketStatus
+from ticketflow.contracts.models import TicketInput, TicketOutcome, TicketState, TicketStatus
 from ticketflow.projection.grpc_api import ReadApiServer
-from ticketflow.projection.rebuild import HISTORY_GONE, NOT_IN_TEMPORAL, NOT_LISTED, rebuild
+from ticketflow.projection.rebuild import (
+    DUPLICATE_RUN,
+    HISTORY_GONE,
+    NOT_IN_TEMPORAL,
+    NOT_LISTED,
+    rebuild,
+)
 from ticketflow.projection.store import ReadModelStore
 from ticketflow.runtime import TemporalUnreachable
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
@@ -361,5 +367,24 @@ async def test_deleted_and_unfinished_workflows_are_reported(tmp_path: Path) -> 
             assert stack.view.get(stuck_id) is None
             text = "\n".join(report.lines())
             assert deleted_id in text and stuck_id in text and "TERMINATED" in text
+
+            # The deleted ticket submitted again while the read model was down (docs/
+            # architecture.md, "Intake: accepted without the read model"): its new run ends as
+            # a duplicate. Rebuild must keep the original row, not the duplicate's newer one.
+            again = TicketInput(ticket=outcomes[deleted_id].ticket, intake_check=True)
+            second = await env.client.start_workflow(
+                names.TICKET_WORKFLOW,
+                again,
+                id=names.workflow_id(deleted_id),
+                task_queue=names.CORE_QUEUE,
+                result_type=TicketOutcome,
+            )
+            assert (await second.result()).duplicate_of is not None
+            await visible(env.client, [deleted_id])
+            report = await rebuild(env.client, stack.view.path)
+            assert deleted_id not in report.rebuilt
+            assert report.failed[deleted_id] == DUPLICATE_RUN
+            assert deleted_id in report.kept
+            assert outcome_of(stack.view, deleted_id) == outcomes[deleted_id]
     finally:
         await testkit.stop_env(env)

@@ -72,7 +72,11 @@ class TicketStack:
         self.fleet.add(
             names.CORE_QUEUE,
             workflows=[TicketWorkflow],
-            activities=[side_effects.issue_refund, side_effects.send_reply],
+            activities=[
+                side_effects.issue_refund,
+                side_effects.send_reply,
+                side_effects.check_intake,
+            ],
             interceptors=[DecisionAuth(DecisionVerifier([DECISION_KEY]))],
         )
         self.fleet.add(names.AGENT_QUEUE, activities=testkit.fake_agent(ModelTier.PRIMARY))

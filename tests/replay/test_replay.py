@@ -35,6 +35,7 @@ from ticketflow.core_worker import _decision
 from ticketflow.core_worker.patches import PATCH_PRIMARY_RECHECK
 from ticketflow.core_worker.workflow import (
     PATCH_CLASSIFICATION_MEMO,
+    PATCH_INTAKE_CHECK,
     PATCH_ROBUST_ENDS,
     TicketWorkflow,
 )
@@ -51,6 +52,7 @@ PATCHES = {
     "v2": PATCH_CLASSIFICATION_MEMO,
     "v3": PATCH_ROBUST_ENDS,
     "v4": PATCH_PRIMARY_RECHECK,
+    "v5": PATCH_INTAKE_CHECK,
 }
 
 
@@ -84,6 +86,13 @@ def patch_markers(h: WorkflowHistory) -> set[str]:
                 data = attrs.details["patch-data"].payloads[0].data
                 found.add(json.loads(data)["id"])
     return found
+
+
+def workflow_input(h: WorkflowHistory) -> TicketInput:
+    started = h.events[0].workflow_execution_started_event_attributes
+    inp = DATA_CONVERTER.payload_converter.from_payloads(started.input.payloads, [TicketInput])[0]
+    assert isinstance(inp, TicketInput)
+    return inp
 
 
 def classified(h: WorkflowHistory) -> bool:
@@ -163,6 +172,12 @@ def test_history_carries_the_patch_markers_of_its_version(path: Path) -> None:
             assert patch not in markers, f"{path.name} has {patch}, introduced in {introduced}"
         elif patch == PATCH_CLASSIFICATION_MEMO and classified(h):
             assert patch in markers, f"{path.name} classified but has no {patch} marker"
+        elif patch == PATCH_INTAKE_CHECK:
+            # Asked only for a ticket accepted without the read model: no flag, no marker.
+            owed = workflow_input(h).intake_check
+            assert (patch in markers) == owed, (
+                f"{path.name}: intake_check={owed}, markers {markers}"
+            )
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -3,7 +3,9 @@
 Temporal's REJECT_DUPLICATE only covers workflows it still retains; a forgotten one would be started
 a second time. So a client-chosen ticket_id is first looked up in the read model: same content
 answers the recorded ticket (200 / created=false), other content is a conflict (409 /
-ALREADY_EXISTS), and an unreachable read model is a 503 unless Temporal itself retains the ticket.
+ALREADY_EXISTS). With the read model unreachable, a ticket Temporal retains is answered by
+Temporal, and any other is accepted (202) with `intake_check` set: its workflow asks the core
+worker's ledger first (docs/architecture.md, "Intake: accepted without the read model").
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from ticketflow.api.grpc_server import ERROR_CODE_KEY
-from ticketflow.contracts import Ticket, TicketOutcome, TicketStatus, names
+from ticketflow.contracts import (
+    DATA_CONVERTER,
+    Ticket,
+    TicketInput,
+    TicketOutcome,
+    TicketStatus,
+    names,
+)
 from ticketflow.testkit import free_port
 from ticketflow.v1 import ticket_pb2
 
@@ -43,6 +52,15 @@ async def assert_not_in_temporal(client: Client, ticket_id: str) -> None:
     with pytest.raises(RPCError) as info:
         await client.get_workflow_handle(names.workflow_id(ticket_id)).describe()
     assert info.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def started_input(client: Client, ticket_id: str) -> TicketInput:
+    """The input the ticket's workflow was started with, as Temporal recorded it."""
+    history = await client.get_workflow_handle(names.workflow_id(ticket_id)).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [inp] = await DATA_CONVERTER.decode(started.input.payloads, [TicketInput])
+    assert isinstance(inp, TicketInput)
+    return inp
 
 
 async def test_resubmit_of_a_ticket_only_the_read_model_knows(
@@ -94,21 +112,18 @@ async def test_resubmit_with_the_read_model_down(settings, fake_worker, dev_env,
         assert (await api.post("/tickets", json=retained)).status_code == 202
 
     async with helpers.serve_both(rm_down, real_read_model=True) as both:
-        # A new client-chosen ticket_id: it might have finished and been forgotten. No guess.
+        # A new client-chosen ticket_id: it might have finished and been forgotten. Accepted
+        # all the same (before: 503 read_model_unavailable), with the check owed by the
+        # workflow: its input says so, and the core worker asks its own ledger first.
         fresh = helpers.submission()
-        refused = await both.http.post("/tickets", json=fresh)
-        assert refused.status_code == 503, refused.text
-        error = refused.json()["error"]
-        assert error["code"] == "read_model_unavailable"
-        assert (
-            f"cannot check whether ticket {fresh['ticket_id']!r} already finished; retry"
-            in (error["message"])
-        )
-        assert rm_address in error["message"]
-        err = await rpc_error(both.grpc.SubmitTicket(as_proto(fresh)))
-        assert err.code() == Code.UNAVAILABLE
-        assert error_code(err) == "read_model_unavailable"
-        await assert_not_in_temporal(dev_env.client, fresh["ticket_id"])
+        accepted = await both.http.post("/tickets", json=fresh)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["status"] == "RECEIVED"
+        assert (await started_input(dev_env.client, fresh["ticket_id"])).intake_check is True
+        by_grpc = helpers.submission()
+        reply = await both.grpc.SubmitTicket(as_proto(by_grpc))
+        assert reply.created is True
+        assert (await started_input(dev_env.client, by_grpc["ticket_id"])).intake_check is True
 
         # A generated ticket_id is new by construction: no lookup needed.
         anonymous = {k: v for k, v in helpers.submission().items() if k != "ticket_id"}
@@ -141,7 +156,7 @@ async def test_resubmit_with_read_model_and_temporal_down_names_both(settings, h
 
 
 async def test_a_new_ticket_id_asks_the_read_model_and_starts(
-    settings, fake_worker, helpers
+    settings, fake_worker, dev_env, helpers
 ) -> None:
     async with helpers.fake_read_model() as (address, projection):
         with_rm = settings.model_copy(update={"projection_address": address})
@@ -149,5 +164,7 @@ async def test_a_new_ticket_id_asks_the_read_model_and_starts(
             ticket = helpers.submission(ticket_id=f"new-{uuid.uuid4().hex}")
             assert (await api.post("/tickets", json=ticket)).status_code == 202
             assert projection.asked.is_set()
+            # The read model answered "none": nothing is owed, no extra step in the workflow.
+            assert (await started_input(dev_env.client, ticket["ticket_id"])).intake_check is False
             # Retained by Temporal (not yet in the read model): Temporal's answer.
             assert (await api.post("/tickets", json=ticket)).status_code == 200

@@ -17,6 +17,7 @@ API_OWN = {
     "approval_deadline",
     "history",
     "outcome",
+    "duplicate_of",
 }
 
 

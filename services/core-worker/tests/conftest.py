@@ -73,7 +73,8 @@ async def start_workers(
             fleet.add(
                 names.CORE_QUEUE,
                 workflows=[TicketWorkflow],
-                activities=core_activities or [side_effects.issue_refund, side_effects.send_reply],
+                activities=core_activities
+                or [side_effects.issue_refund, side_effects.send_reply, side_effects.check_intake],
                 # None: a worker built without the interceptor (it must fail closed too).
                 interceptors=[]
                 if decision_keys is None

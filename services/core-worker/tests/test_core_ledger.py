@@ -106,4 +106,5 @@ def test_ledger_and_outbox_share_one_file_with_the_tables_ops_read(ledger_path: 
         "body",
         "workflow_id",
         "created_at",
+        "content_sha256",
     ]

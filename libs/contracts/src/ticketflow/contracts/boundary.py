@@ -25,6 +25,8 @@ from .models import (
     DecideResult,
     Draft,
     DraftReplyInput,
+    IntakeCheck,
+    IntakeCheckInput,
     IssueRefundInput,
     NewTicket,
     Payload,
@@ -59,6 +61,7 @@ ACTIVITIES: Final[dict[str, tuple[type[BaseModel], type]]] = {
     names.ISSUE_REFUND: (IssueRefundInput, RefundReceipt),
     names.SEND_REPLY: (SendReplyInput, ReplyReceipt),
     names.RECORD_OUTCOME: (TicketOutcome, bool),
+    names.CHECK_INTAKE: (IntakeCheckInput, IntakeCheck),
 }
 UPDATES: Final[dict[str, tuple[type[BaseModel], type[BaseModel]]]] = {
     names.DECIDE_UPDATE: (DecideInput, DecideResult),

@@ -36,6 +36,9 @@ __all__ = [
     "Decision",
     "Draft",
     "DraftReplyInput",
+    "EarlierRun",
+    "IntakeCheck",
+    "IntakeCheckInput",
     "IssueRefundInput",
     "ModelTier",
     "NewTicket",
@@ -187,10 +190,23 @@ class Ticket(NewTicket):
 
 
 class TicketInput(Payload):
-    """Workflow input."""
+    """Workflow input.
+
+    v2: `intake_check`, set by the api when it accepted a client-chosen ticket_id without asking
+    the read model (unreachable) whether that id already finished (docs/architecture.md, "Intake:
+    accepted without the read model").
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     ticket: Ticket
     policy: Policy = Field(default_factory=Policy)
+    intake_check: bool = Field(
+        False,
+        description="The intake check is still owed (v2): before anything else, the workflow "
+        "asks the core worker's ledger whether this ticket_id already reached its end, and if "
+        "so ends as a duplicate that points to the earlier run.",
+    )
 
 
 class ClassifyInput(Payload):
@@ -262,10 +278,18 @@ class RefundReceipt(Payload):
 
 
 class SendReplyInput(Payload):
+    """v2: `content_sha256`, the ticket's content fingerprint, kept with the reply so that a later
+    run of the same ticket_id can tell the same ticket from another one (`IntakeCheck`)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+
     ticket_id: TicketId
     customer_id: str
     kind: ReplyKind
     body: str
+    content_sha256: str | None = Field(
+        None, description="NewTicket.content_sha256() of the ticket replied to (v2)."
+    )
 
 
 class ReplyReceipt(Payload):
@@ -274,6 +298,34 @@ class ReplyReceipt(Payload):
     kind: ReplyKind
     created_at: datetime
     already_sent: bool = False
+
+
+class IntakeCheckInput(Payload):
+    """Activity `check_intake`: has this ticket_id reached its end before?"""
+
+    ticket_id: TicketId
+    content_sha256: str
+
+
+class EarlierRun(Payload):
+    """An earlier run of the same ticket_id that reached its end, as the core worker's reply
+    outbox knows it: every end (resolved, rejected, escalated) sends exactly one reply."""
+
+    ticket_id: str
+    status: TicketStatus = Field(description="The end it reached (from its reply's kind).")
+    reply_id: str
+    replied_at: datetime
+    same_content: bool | None = Field(
+        None,
+        description="Whether it had the same content; None when its reply recorded no "
+        "fingerprint (replies sent before SendReplyInput v2).",
+    )
+
+
+class IntakeCheck(Payload):
+    """Activity `check_intake` result: the earlier run, or None when the ticket_id is new."""
+
+    earlier_run: EarlierRun | None = None
 
 
 class AgentCall(Payload):
@@ -307,13 +359,30 @@ class TicketFacts(Payload):
 
 
 class TicketOutcome(TicketFacts):
-    """Workflow result and projection input: a ticket's final state."""
+    """Workflow result and projection input: a ticket's final state.
+
+    v2: `duplicate_of`, set on the result of a run that ended as a duplicate: it did nothing, the
+    ticket's real outcome is the earlier run's (kept in the read model, never overwritten).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     finished_at: datetime
+    duplicate_of: EarlierRun | None = Field(
+        None,
+        description="This run ended as a duplicate of an earlier run of the same ticket_id "
+        "(v2): it classified, refunded and replied nothing; the earlier run's outcome is the "
+        "ticket's.",
+    )
 
 
 class TicketState(TicketFacts):
-    """Query `status`: the whole current state of a ticket's workflow."""
+    """Query `status`: the whole current state of a ticket's workflow.
+
+    v2: `duplicate_of` (as in `TicketOutcome` v2).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     # The door to decisions closes before final side effects run; these two are distinct on purpose.
     accepting_decisions: bool = False
@@ -321,6 +390,11 @@ class TicketState(TicketFacts):
     approval_deadline: datetime | None = None
     history: list[StatusChange] = Field(default_factory=list)
     outcome: TicketOutcome | None = None
+    duplicate_of: EarlierRun | None = Field(
+        None,
+        description="This run ended as a duplicate of an earlier run of the same ticket_id "
+        "(v2; see TicketOutcome.duplicate_of).",
+    )
 
 
 class DecideResult(Payload):

@@ -26,6 +26,8 @@ DRAFT_REPLY: Final = "draft_reply"
 ISSUE_REFUND: Final = "issue_refund"
 SEND_REPLY: Final = "send_reply"
 RECORD_OUTCOME: Final = "record_outcome"
+# On the core queue: has this ticket_id reached its end before (the reply outbox)?
+CHECK_INTAKE: Final = "check_intake"
 
 # Search attributes (name, Temporal type).
 TICKET_STATUS_SA: Final = "TicketStatus"

@@ -152,10 +152,19 @@ router = APIRouter(route_class=JsonBodyRoute)
     description=(
         "Starts the ticket's workflow. Idempotent on `ticket_id`: the same id with the same content "
         "answers 200 with the existing ticket, with other content 409, also once the ticket has "
-        "finished and Temporal no longer has it (the read model is asked first)."
+        "finished and Temporal no longer has it (the read model is asked first). When the read "
+        "model is unreachable and Temporal has no workflow of this id, the ticket is still "
+        "accepted (202): its workflow first checks whether the id already reached its end, and "
+        "if so ends as a duplicate that does nothing (no second reply or refund), whatever the "
+        "content; `GET /tickets/{ticket_id}` then keeps answering the original ticket, and a "
+        "`POST` once the read model is back answers 200 or 409 as usual."
     ),
     responses={
-        202: {"description": "Accepted: a new ticket, its workflow started.", "headers": _LOCATION},
+        202: {
+            "description": "Accepted: its workflow started (with the read model down, it first "
+            "checks that the ticket_id did not already finish).",
+            "headers": _LOCATION,
+        },
         200: {
             "model": TicketAccepted,
             "description": "The same ticket was submitted before.",

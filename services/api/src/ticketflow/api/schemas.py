@@ -21,6 +21,7 @@ from ticketflow.contracts import (
     TICKET_ID_PATTERN,
     Cents,
     Decision,
+    EarlierRun,
     ShortId,
     StatusChange,
     Ticket,
@@ -212,6 +213,11 @@ class TicketView(TicketFacts):
     approval_deadline: datetime | None = None
     history: list[StatusChange] = Field(default_factory=list)
     outcome: TicketOutcome | None = None
+    duplicate_of: EarlierRun | None = Field(
+        None,
+        description="Set only when the answer is a run that ended as a duplicate of an earlier "
+        "run of this ticket_id whose outcome the read model could not give (see POST /tickets).",
+    )
 
     @classmethod
     def from_state(cls, state: TicketState) -> TicketView:
@@ -236,6 +242,7 @@ class TicketView(TicketFacts):
             accepting_decisions=False,
             side_effects_done=True,
             outcome=outcome,
+            duplicate_of=outcome.duplicate_of,
             **_fields(outcome, TicketFacts),
         )
 

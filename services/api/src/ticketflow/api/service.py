@@ -10,6 +10,8 @@ the meaning of every error are the same over HTTP and gRPC.
 Read paths of `get` (docs/architecture.md, "Read paths"):
 
     live `status` query ──ok──────────────────────────────────────────▶ source "live"
+        │ ok, but the run ended as a duplicate (`duplicate_of`) ─▶ the read model's outcome
+        │   of the earlier run (source "read_model"); 503 while it is unreachable
         │ TicketNotFound / NoLiveAnswer / TemporalUnavailable / TemporalRefused
         ▼
     read model GetOutcome ──outcome───────────────────────────────────▶ source "read_model"
@@ -26,7 +28,14 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from pydantic import TypeAdapter, ValidationError
-from ticketflow.contracts import DecideInput, Ticket, TicketOutcome, TicketStatus, names
+from ticketflow.contracts import (
+    DecideInput,
+    Ticket,
+    TicketOutcome,
+    TicketState,
+    TicketStatus,
+    names,
+)
 
 from .errors import (
     ApiError,
@@ -86,9 +95,13 @@ class TicketService:
 
             read model has it ──────────▶ same content: 200 existing; other content: 409
             read model does not ────────▶ start (REJECT_DUPLICATE: a retained workflow answers)
-            read model unreachable ─────▶ Temporal retains it: as above; else 503, never a guess
+            read model unreachable ─────▶ Temporal retains it: as above; else start with the
+                                          check owed (`intake_check`): the workflow asks the
+                                          core worker's ledger first, durably, and ends as a
+                                          duplicate if the id already finished
 
-        A generated ticket_id (uuid4) is new by construction: no lookup.
+        (docs/architecture.md, "Intake: accepted without the read model".) A generated ticket_id
+        (uuid4) is new by construction: no lookup.
         """
         if request.ticket_id is None:
             return await self.gateway.submit(request.to_ticket(uuid4().hex, datetime.now(UTC)))
@@ -105,8 +118,8 @@ class TicketService:
         self, ticket: Ticket, rm_error: Unavailable
     ) -> SubmitResult:
         # Temporal can still answer for a workflow it retains (running, or closed and retained).
-        # If it has none, the ticket may have finished and been forgotten: starting it would be a
-        # guess that could double it, so 503.
+        # If it has none, the ticket may have finished and been forgotten: the workflow starts
+        # with the check owed, and makes it itself, before anything else, against the ledger.
         try:
             existing = await self.gateway.find(ticket)
         except Unavailable as live_error:
@@ -114,25 +127,44 @@ class TicketService:
         if existing is not None:
             return existing
         log.warning(
-            "ticket %s: not in Temporal and the read model is unavailable: %s",
+            "ticket %s: not in Temporal and the read model is unavailable (%s): starting it "
+            "with the intake check owed",
             ticket.ticket_id,
             rm_error.message,
         )
-        raise ReadModelUnavailable(
-            f"cannot check whether ticket {ticket.ticket_id!r} already finished; retry "
-            f"({rm_error.message})",
-            details=rm_error.details,
-        ) from rm_error
+        return await self.gateway.submit(ticket, intake_check=True)
 
     async def get(self, ticket_id: str) -> TicketView:
         """The ticket's state, live from its workflow or from the read model (see the module doc)."""
         ticket_id = checked_ticket_id(ticket_id)
         try:
-            return TicketView.from_state(await self.gateway.state(ticket_id))
+            state = await self.gateway.state(ticket_id)
         except (TicketNotFound, Unavailable) as live_error:
             outcome = await self._read_model_fallback(ticket_id, live_error)
+        else:
+            original = None
+            if state.duplicate_of is not None:
+                original = await self._original_outcome(ticket_id, state)
+            if original is None:
+                return TicketView.from_state(state)
+            outcome = original
         log.info("ticket %s answered from the read model", ticket_id)
         return TicketView.from_outcome(outcome)
+
+    async def _original_outcome(self, ticket_id: str, state: TicketState) -> TicketOutcome | None:
+        # The live run ended as a duplicate of an earlier run whose history Temporal no longer
+        # has: the ticket's outcome is that run's, which only the read model holds. Answering
+        # the duplicate's empty state instead would show a ticket that never happened.
+        try:
+            return await self.read_model_client.get_outcome(ticket_id)
+        except Unavailable as rm_error:
+            earlier = state.duplicate_of
+            assert earlier is not None
+            raise ReadModelUnavailable(
+                f"ticket {ticket_id!r} ended {earlier.status.value} in an earlier run, whose "
+                f"outcome is in the read model, and {rm_error.message} Try later.",
+                details=rm_error.details,
+            ) from rm_error
 
     async def _read_model_fallback(self, ticket_id: str, live_error: ApiError) -> TicketOutcome:
         try:

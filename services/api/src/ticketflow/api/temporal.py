@@ -227,8 +227,13 @@ class TicketGateway:
 
     # -- operations -------------------------------------------------------------------------------
 
-    async def submit(self, ticket: Ticket, policy: Policy | None = None) -> SubmitResult:
+    async def submit(
+        self, ticket: Ticket, policy: Policy | None = None, *, intake_check: bool = False
+    ) -> SubmitResult:
         """Start the ticket's workflow once. Race-safe idempotency by workflow id + content memo.
+
+        ``intake_check``: nobody could tell whether this ticket_id already finished (the read
+        model was unreachable); the workflow checks the core worker's ledger first.
 
         A second submit of the same ticket_id is refused by Temporal (REJECT_DUPLICATE covers closed
         runs, FAIL covers the running one); the content fingerprint set in the memo at start then
@@ -236,16 +241,20 @@ class TicketGateway:
         only retained workflows: the service layer asks the read model about forgotten ones first.
         """
         async with self._guarded():
-            return await self._submit(ticket, policy)
+            return await self._submit(ticket, policy, intake_check)
 
-    async def _submit(self, ticket: Ticket, policy: Policy | None) -> SubmitResult:
+    async def _submit(
+        self, ticket: Ticket, policy: Policy | None, intake_check: bool
+    ) -> SubmitResult:
         client = await self.connect()
         wf_id = names.workflow_id(ticket.ticket_id)
         async with self.errors.translated(self.rpc_timeout):
             try:
                 await client.start_workflow(
                     names.TICKET_WORKFLOW,
-                    TicketInput(ticket=ticket, policy=policy or self._policy),
+                    TicketInput(
+                        ticket=ticket, policy=policy or self._policy, intake_check=intake_check
+                    ),
                     id=wf_id,
                     task_queue=self._queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

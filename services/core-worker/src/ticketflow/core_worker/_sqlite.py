@@ -49,6 +49,9 @@ class SqliteStore:
     """Tables of one store in a SQLite file: created on open, written one transaction at a time."""
 
     SCHEMA = ""  # the store's CREATE ... IF NOT EXISTS statements
+    # Columns added after a table first shipped: (table, column, SQL type), added in place to a
+    # file that lacks them. Forward-only (never dropped or changed) and idempotent.
+    COLUMNS: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -57,6 +60,17 @@ class SqliteStore:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(self.SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        if not self.COLUMNS:
+            return
+        # One write transaction: two processes opening an old file at once add each column once.
+        with self._transaction() as conn:
+            for table, column, sql_type in self.COLUMNS:
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

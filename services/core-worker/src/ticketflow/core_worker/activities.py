@@ -1,5 +1,7 @@
 """core-worker's side-effect activities: issue a refund (the refund ledger) and send a reply (the
-reply outbox), each effectively once per ticket.
+reply outbox), each effectively once per ticket; and the intake check, which asks the outbox whether
+a ticket_id already reached its end (docs/architecture.md, "Intake: accepted without the read
+model").
 
 Synchronous activities (SQLite is blocking I/O), run on the worker's thread pool. Their names come
 from ``ticketflow.contracts.names``: histories refer to them, so they never change.
@@ -14,18 +16,29 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from ticketflow.contracts import names
 from ticketflow.contracts.models import (
+    EarlierRun,
+    IntakeCheck,
+    IntakeCheckInput,
     IssueRefundInput,
     RefundReceipt,
     ReplyKind,
     ReplyReceipt,
     SendReplyInput,
+    TicketStatus,
 )
 
 from ._sqlite import AttemptInfo
 from .ledger import LedgerConflict, RefundLedger
 from .outbox import ReplyOutbox
 
-__all__ = ["Faults", "SideEffectActivities"]
+__all__ = ["END_OF_REPLY", "Faults", "SideEffectActivities"]
+
+# Every end sends exactly one reply, of the kind that says which end it was.
+END_OF_REPLY = {
+    ReplyKind.RESOLUTION: TicketStatus.RESOLVED,
+    ReplyKind.REJECTION: TicketStatus.REJECTED,
+    ReplyKind.ESCALATION: TicketStatus.ESCALATED,
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +59,9 @@ def _who() -> AttemptInfo:
 
 
 class SideEffectActivities:
-    """``issue_refund`` and ``send_reply``. Their error types are part of the workflow's contract:
-    ``LedgerConflict`` and ``InvalidSideEffectInput`` are non-retryable (the ticket escalates)."""
+    """``issue_refund``, ``send_reply`` and ``check_intake``. Their error types are part of the
+    workflow's contract: ``LedgerConflict`` and ``InvalidSideEffectInput`` are non-retryable (the
+    ticket escalates)."""
 
     def __init__(
         self, ledger: RefundLedger, outbox: ReplyOutbox, faults: Faults = Faults()
@@ -97,6 +111,7 @@ class SideEffectActivities:
             customer_id=inp.customer_id,
             kind=inp.kind.value,
             body=inp.body,
+            content_sha256=inp.content_sha256,
             who=_who(),
         )
         return ReplyReceipt(
@@ -105,4 +120,31 @@ class SideEffectActivities:
             kind=ReplyKind(row.kind),
             created_at=row.created_at,
             already_sent=row.already_sent,
+        )
+
+    @activity.defn(name=names.CHECK_INTAKE)
+    def check_intake(self, inp: IntakeCheckInput) -> IntakeCheck:
+        """Whether an earlier run of this ticket_id reached its end: it has a reply row. The
+        outbox is this worker's own store, so the answer needs no other service; an unreadable
+        file raises, and Temporal retries until it answers."""
+        row = self._outbox.earlier_reply(inp.ticket_id)
+        if row is None:
+            return IntakeCheck()
+        same = None if row.content_sha256 is None else row.content_sha256 == inp.content_sha256
+        activity.logger.warning(
+            "ticket %s already reached its end (reply %s, %s; same content: %s): this run ends "
+            "as a duplicate",
+            inp.ticket_id,
+            row.reply_id,
+            row.kind,
+            "unknown" if same is None else same,
+        )
+        return IntakeCheck(
+            earlier_run=EarlierRun(
+                ticket_id=inp.ticket_id,
+                status=END_OF_REPLY[ReplyKind(row.kind)],
+                reply_id=row.reply_id,
+                replied_at=row.created_at,
+                same_content=same,
+            )
         )

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from ._sqlite import UNIDENTIFIED, AttemptInfo, SqliteStore, effect_id, now_iso
 
-__all__ = ["AttemptInfo", "ReplyOutbox", "ReplyRow"]
+__all__ = ["AttemptInfo", "EarlierReply", "ReplyOutbox", "ReplyRow"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,17 @@ class ReplyRow:
     kind: str
     created_at: datetime
     already_sent: bool
+
+
+@dataclass(frozen=True)
+class EarlierReply:
+    """The reply row of a ticket_id: the end its run reached, and with which content."""
+
+    ticket_id: str
+    reply_id: str
+    kind: str
+    created_at: datetime
+    content_sha256: str | None  # None: sent before the outbox kept fingerprints
 
 
 class ReplyOutbox(SqliteStore):
@@ -37,7 +48,8 @@ class ReplyOutbox(SqliteStore):
         kind         TEXT NOT NULL,
         body         TEXT NOT NULL,
         workflow_id  TEXT,
-        created_at   TEXT NOT NULL
+        created_at   TEXT NOT NULL,
+        content_sha256 TEXT
     ) STRICT;
     CREATE TABLE IF NOT EXISTS reply_attempts (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,6 +65,10 @@ class ReplyOutbox(SqliteStore):
     CREATE INDEX IF NOT EXISTS reply_attempts_ticket ON reply_attempts (ticket_id);
     """
 
+    # Forward-only, idempotent in-place upgrades of files an older version wrote: (table, column,
+    # definition). A column is only ever added, nullable, so older code still reads the file.
+    COLUMNS = (("replies", "content_sha256", "TEXT"),)
+
     def send_reply(
         self,
         *,
@@ -60,6 +76,7 @@ class ReplyOutbox(SqliteStore):
         customer_id: str,
         kind: str,
         body: str,
+        content_sha256: str | None = None,
         who: AttemptInfo = UNIDENTIFIED,
     ) -> ReplyRow:
         with self._transaction() as conn:
@@ -71,8 +88,17 @@ class ReplyOutbox(SqliteStore):
                 reply_id, created_at = effect_id("rp", ticket_id), now_iso()
                 conn.execute(
                     "INSERT INTO replies (ticket_id, reply_id, customer_id, kind, body,"
-                    " workflow_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (ticket_id, reply_id, customer_id, kind, body, who.workflow_id, created_at),
+                    " workflow_id, created_at, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ticket_id,
+                        reply_id,
+                        customer_id,
+                        kind,
+                        body,
+                        who.workflow_id,
+                        created_at,
+                        content_sha256,
+                    ),
                 )
                 result, existing_kind = "sent", kind
             else:
@@ -100,4 +126,19 @@ class ReplyOutbox(SqliteStore):
             # One reply per ticket, ever: a second one of another kind (say the ticket's history
             # was deleted and the id ran again) is not sent; the first one is the answer.
             already_sent=result != "sent",
+        )
+
+    def earlier_reply(self, ticket_id: str) -> EarlierReply | None:
+        """The reply row of ``ticket_id`` (None when no run of it reached its end)."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT reply_id, kind, created_at, content_sha256 FROM replies"
+                " WHERE ticket_id = ?",
+                (ticket_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        reply_id, kind, created_at, content_sha256 = row
+        return EarlierReply(
+            ticket_id, reply_id, kind, datetime.fromisoformat(created_at), content_sha256
         )

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["PATCH_CLASSIFICATION_MEMO", "PATCH_PRIMARY_RECHECK", "PATCH_ROBUST_ENDS"]
+__all__ = [
+    "PATCH_CLASSIFICATION_MEMO",
+    "PATCH_INTAKE_CHECK",
+    "PATCH_PRIMARY_RECHECK",
+    "PATCH_ROBUST_ENDS",
+]
 
 # v2: after classify, the classification is upserted into the memo.
 PATCH_CLASSIFICATION_MEMO: Final = "classification-memo"
@@ -21,3 +26,8 @@ PATCH_ROBUST_ENDS: Final = "v3-robust-ends"
 # Policy.primary_recheck_schedule_to_start_s) before a human sees it; the primary's answer, if it
 # comes in time, decides. Only tickets whose answer came from the fallback carry the marker.
 PATCH_PRIMARY_RECHECK: Final = "v4-primary-recheck"
+# v5: a ticket the api accepted without the read model (``TicketInput.intake_check``) first asks the
+# core worker's reply outbox whether its id already reached its end (activity ``check_intake``),
+# and if so ends as a duplicate that did nothing. Called only when the flag is set, so a history
+# without the flag carries no marker and has v4's commands.
+PATCH_INTAKE_CHECK: Final = "v5-intake-check"

@@ -39,7 +39,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         client,
         task_queue=names.CORE_QUEUE,
         workflows=[TicketWorkflow],
-        activities=[acts.issue_refund, acts.send_reply],
+        activities=[acts.issue_refund, acts.send_reply, acts.check_intake],
         # The `decide` validator accepts only decisions signed with one of these keys.
         interceptors=[DecisionAuth(DecisionVerifier(settings.keys_for_decisions))],
         activity_executor=executor,

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         Draft,
         DraftReplyInput,
+        EarlierRun,
         IssueRefundInput,
         ModelTier,
         Policy,
@@ -48,13 +49,15 @@ with workflow.unsafe.imports_passed_through():
     from .decision_auth import VERIFY_DECISION
 
 from ._decision import auto_approvable, needs_refund, recheck_on_primary
+from ._intake import earlier_run
 from ._routing import call_agent, describe_failure, is_cancel
-from .patches import PATCH_CLASSIFICATION_MEMO, PATCH_ROBUST_ENDS
+from .patches import PATCH_CLASSIFICATION_MEMO, PATCH_INTAKE_CHECK, PATCH_ROBUST_ENDS
 
 __all__ = [
     "AUTO_APPROVER",
     "ESCALATION_REPLY",
     "PATCH_CLASSIFICATION_MEMO",
+    "PATCH_INTAKE_CHECK",
     "PATCH_ROBUST_ENDS",
     "REJECTION_REPLY",
     "TicketWorkflow",
@@ -91,11 +94,19 @@ class TicketWorkflow:
         self._side_effects_done = False
         self._approval_deadline: datetime | None = None
         self._final: TicketOutcome | None = None
+        self._duplicate_of: EarlierRun | None = None
 
     # ---- run -------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: TicketInput) -> TicketOutcome:
+        # Before anything else, the check the api could not make (docs/architecture.md, "Intake:
+        # accepted without the read model"). Outside the cancel handling below: a cancel here
+        # ends the run with nothing done, as it should for a ticket that may be a duplicate.
+        if inp.intake_check and workflow.patched(PATCH_INTAKE_CHECK):
+            earlier = await earlier_run(inp.ticket, self._policy)
+            if earlier is not None:
+                return self._end_as_duplicate(earlier)
         try:
             await self._triage()
         except (asyncio.CancelledError, ActivityError) as err:
@@ -247,6 +258,7 @@ class TicketWorkflow:
             history=list(self._history),
             # The outcome is the state's only once every final side effect is done.
             outcome=self._final if self._side_effects_done else None,
+            duplicate_of=self._duplicate_of,
         )
 
     @workflow.update(name=names.DECIDE_UPDATE)
@@ -342,6 +354,8 @@ class TicketWorkflow:
                     customer_id=self._facts.ticket.customer_id,
                     kind=kind,
                     body=body,
+                    # Kept with the reply: a later run of this ticket_id compares content.
+                    content_sha256=self._facts.ticket.content_sha256(),
                 ),
                 ReplyReceipt,
             )
@@ -354,6 +368,18 @@ class TicketWorkflow:
                 "reply for ticket %s failed: %s", self._facts.ticket_id, describe_failure(err)
             )
             return None
+
+    def _end_as_duplicate(self, earlier: EarlierRun) -> TicketOutcome:
+        """End without classifying, refunding, replying or projecting: the ticket is the earlier
+        run's. The status (and search attribute) is the earlier run's end; the outcome says
+        `duplicate_of`, and the read model keeps the earlier run's outcome untouched."""
+        self._duplicate_of = earlier
+        self._set_status(earlier.status)
+        self._final = TicketOutcome(
+            **dict(self._facts), finished_at=workflow.now(), duplicate_of=earlier
+        )
+        self._side_effects_done = True
+        return self._final
 
     def _mark_escalated(self, reason: str) -> None:
         # Terminal status first: from here on no decision is accepted, even while the

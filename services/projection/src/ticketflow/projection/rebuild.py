@@ -13,6 +13,9 @@
    absence from the listing: a ticket whose workflow is still running, or whose closed run is
    not listed yet, is neither rebuilt nor dropped. Rows that the running projection recorded
    during the rebuild (their ``seq`` is above the one noted at the start) are always kept.
+   A run that ended as a duplicate (``TicketOutcome.duplicate_of``: a re-submission the api
+   accepted without the read model, docs/architecture.md, "Intake: accepted without the read
+   model") is never rebuilt: it did nothing, and the earlier run's row stays.
 4. Swap the fresh file in atomically (`ReadModelStore.swap_in`). The last concurrent writes are merged
    under the exclusive lock, so none is lost. The gRPC API keeps answering, from the old file
    before the swap and from the new one after it.
@@ -44,6 +47,7 @@ from .store import ReadModelStore, StoredOutcome, rows_since
 
 __all__ = [
     "CLOSED_TICKETS_QUERY",
+    "DUPLICATE_RUN",
     "HISTORY_GONE",
     "NOT_IN_TEMPORAL",
     "NOT_LISTED",
@@ -56,6 +60,10 @@ CLOSED_TICKETS_QUERY = f'WorkflowType = "{names.TICKET_WORKFLOW}" AND ExecutionS
 HISTORY_GONE = "history gone (deleted or past retention)"
 NOT_IN_TEMPORAL = "not in Temporal any more (history deleted or past retention)"
 NOT_LISTED = "closed ({status}) but not listed as a completed run yet (visibility lags)"
+DUPLICATE_RUN = (
+    "its retained run ended as a duplicate of an earlier run whose history is gone (a "
+    "re-submission accepted without the read model); the earlier run's outcome is the ticket's"
+)
 
 _UNREACHABLE_CODES = {
     RPCStatusCode.UNAVAILABLE,
@@ -296,6 +304,10 @@ async def _fetch_all(
             return
         except Exception as err:  # a result that does not decode, or the run did not complete
             failures.setdefault(tid, []).append(f"result unreadable: {type(err).__name__}: {err}")
+            return
+        if outcome.duplicate_of is not None:
+            # It did nothing; its newer finish time must not replace the earlier run's row.
+            failures.setdefault(tid, []).append(DUPLICATE_RUN)
             return
         if outcome.ticket_id != tid:
             failures.setdefault(tid, []).append(
