@@ -20,6 +20,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import uuid
@@ -60,6 +61,37 @@ def postgres_bin_dir() -> Path:
     return bin_dir
 
 
+def _other_can_use(path: Path) -> bool:
+    """Whether a user who is neither owner nor group (``nobody``) can reach and run ``path``."""
+    if not path.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+
+
+def _bin_dir_for(user: pwd.struct_passwd | None) -> Path:
+    """The binaries, where ``user`` can run them: a checkout under a private directory (such as
+    /root) is out of reach for ``nobody``, so the install is copied once to the temp dir, with
+    the wheel's shared libraries where the binaries' RPATH looks (``../../../pgserver.libs``)."""
+    bin_dir = postgres_bin_dir()
+    if user is None or _other_can_use(bin_dir / "postgres"):
+        return bin_dir
+    package = bin_dir.parent.parent  # site-packages/pgserver
+    copy = Path(tempfile.gettempdir()) / f"ticketflow-pgserver-{os.stat(package).st_ino}"
+    if not (copy / "pgserver" / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="ticketflow-pgserver-"))
+        shutil.copytree(package / "pginstall", staging / "pgserver" / "pginstall", symlinks=True)
+        libs = package.parent / "pgserver.libs"
+        if libs.exists():
+            shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+        for path in (staging, staging / "pgserver"):
+            os.chmod(path, 0o755)
+        try:
+            staging.rename(copy)
+        except OSError:  # another process won the race: use its copy
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / "pgserver" / "pginstall" / "bin"
+
+
 def _drop_to(user: pwd.struct_passwd | None) -> Callable[[], None] | None:
     if user is None:
         return None
@@ -76,8 +108,8 @@ class PostgresServer:
     """``with PostgresServer() as pg: pg.url()`` — a server for the duration of the block."""
 
     def __init__(self, *, data_dir: Path | None = None, port: int | None = None) -> None:
-        self._bin = postgres_bin_dir()
         self._user = pwd.getpwnam(_UNPRIVILEGED_USER) if os.geteuid() == 0 else None
+        self._bin = _bin_dir_for(self._user)
         self._owns_dir = data_dir is None
         self.root = Path(data_dir or tempfile.mkdtemp(prefix="ticketflow-pg-"))
         self.data_dir = self.root / "data"
