@@ -31,7 +31,10 @@ import httpx
 from ticketflow.testkit import free_port
 
 
-def start_stack(data_dir: Path, latency_ms: int, rate: float) -> tuple[subprocess.Popen, str]:
+def start_stack(
+    data_dir: Path, latency_ms: int, rate: float, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``ticketflow up`` on free loopback ports; its output goes to ``data_dir/up.log``."""
     http_port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
@@ -44,6 +47,7 @@ def start_stack(data_dir: Path, latency_ms: int, rate: float) -> tuple[subproces
         "TICKETFLOW_AGENT_RATE_PER_S": str(rate),
         "TICKETFLOW_AGENT_MAX_CONCURRENT": "64",
         "TICKETFLOW_APPROVER_TOKENS": "bench:bench-token",
+        **(extra_env or {}),
     }
     log = open(data_dir / "up.log", "wb")
     proc = subprocess.Popen(
@@ -146,13 +150,17 @@ async def run(args: argparse.Namespace) -> None:
                     f"mean {statistics.fmean(latencies):.2f}"
                 )
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_stack(proc)
+
+
+def stop_stack(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def main() -> None:

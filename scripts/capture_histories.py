@@ -24,6 +24,7 @@ import json
 import logging
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,11 +70,17 @@ VERSIONS = {
     "v2": "patch classification-memo: the classification is upserted into the memo after classify",
     "v3": "patch v3-robust-ends: cancel escalates or completes the ticket; refused input skips the "
     "fallback; a non-retryable reply failure no longer fails the ticket",
+    "v4": "patch v4-primary-recheck: a fallback answer that looks auto-approvable is asked of the "
+    "primary again before a human sees it",
 }
-CURRENT_VERSION = "v3"
+CURRENT_VERSION = "v4"
 
 # Short, so the whole run takes seconds; the workflow reads policy from its input only.
-FAST = {"agent_schedule_to_start_s": 1.0, "fallback_schedule_to_start_s": 1.0}
+FAST = {
+    "agent_schedule_to_start_s": 1.0,
+    "fallback_schedule_to_start_s": 1.0,
+    "primary_recheck_schedule_to_start_s": 1.0,
+}
 
 
 # ---- cases -----------------------------------------------------------------------------------
@@ -95,6 +102,9 @@ class Case:
     # The ledger already holds a refund of another amount for this ticket id (an id run again
     # after its history was deleted): the refund is refused and the ticket escalates.
     conflicting_refund_cents: int | None = None
+    # The primary worker starts only once the fallback has answered (v4: the primary answers the
+    # re-ask). Such a case runs alone, after the fallback-only phase.
+    primary_late: bool = False
 
 
 CASES = [
@@ -125,6 +135,15 @@ CASES = [
         conflicting_refund_cents=500,
     ),
     Case("agent-refused", "refused cannot login", TicketStatus.ESCALATED),
+    Case(
+        "primary-recheck",
+        "refund please",
+        TicketStatus.RESOLVED,
+        refund_cents=1_999,
+        policy={"primary_recheck_schedule_to_start_s": 30.0},
+        primary=False,
+        primary_late=True,
+    ),
 ]
 
 
@@ -158,7 +177,11 @@ async def wait_for_status(
 
 
 async def run_case(
-    client: Client, ledger: RefundLedger, case: Case, version: str
+    client: Client,
+    ledger: RefundLedger,
+    case: Case,
+    version: str,
+    start_primary: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[str, str]:
     inp, sha = case_input(case, version)
     if case.conflicting_refund_cents is not None:
@@ -176,6 +199,16 @@ async def run_case(
         result_type=TicketOutcome,
         memo={names.MEMO_CONTENT_SHA256: sha},
     )
+    if case.primary_late:
+        assert start_primary is not None
+
+        async def fallback_answered() -> bool:
+            state = await handle.query(names.STATUS_QUERY, result_type=TicketState)
+            # classify and draft both answered by the fallback: the re-ask is on its way
+            return sum(c.tier == ModelTier.FALLBACK and c.ok for c in state.agent_calls) == 2
+
+        await eventually_async(fallback_answered, timeout=20, what=f"{handle.id} fell back")
+        await start_primary()
     if case.decide is not None:
         await wait_for_status(handle, TicketStatus.WAITING_APPROVAL)
         await handle.execute_update(
@@ -242,12 +275,27 @@ async def capture(cases: list[Case], version: str) -> dict[str, str]:
                     for name, up in (("primary", primary), ("fallback", fallback)):
                         if up:
                             await workers.start_agent(name)
-                    batch = [c for c in cases if (c.primary, c.fallback) == (primary, fallback)]
+                    batch = [
+                        c
+                        for c in cases
+                        if (c.primary, c.fallback) == (primary, fallback) and not c.primary_late
+                    ]
                     for name, text in await asyncio.gather(
                         *(run_case(env.client, workers.ledger, c, version) for c in batch)
                     ):
                         histories[name] = text
                         print(f"captured {version}-{name}")
+                    if fallback and not primary:  # then the cases the primary joins late
+                        for case in (c for c in cases if c.primary_late):
+                            name, text = await run_case(
+                                env.client,
+                                workers.ledger,
+                                case,
+                                version,
+                                start_primary=lambda: workers.start_agent("primary"),
+                            )
+                            histories[name] = text
+                            print(f"captured {version}-{name}")
             finally:
                 await workers.fleet.stop()
     finally:

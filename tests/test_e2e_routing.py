@@ -12,7 +12,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 def test_escalated_without_agents_then_fallback_routing_needs_a_human(stack_factory) -> None:
     stack = stack_factory(
-        TICKETFLOW_AGENT_SCHEDULE_TO_START_S="1", TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S="2"
+        TICKETFLOW_AGENT_SCHEDULE_TO_START_S="1",
+        TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S="2",
+        # The primary is asked again after the fallback answers (never answers here): short.
+        TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S="2",
     )
     stack.start_temporal()
     stack.start("ticketflow-core-worker")
@@ -32,6 +35,8 @@ def test_escalated_without_agents_then_fallback_routing_needs_a_human(stack_fact
     assert t["classification"]["tier"] == "fallback"
     assert t["classification"]["category"] == "account"
     assert t["classification"]["confidence"] < 0.8
+    calls = [(c["activity"], c["tier"], c["ok"]) for c in t["agent_calls"]]
+    assert calls[-1] == ("classify", "primary", False)  # the re-ask, unanswered
     r = api.post(
         f"/tickets/{routed['ticket_id']}/decision", json={"approved": True}, headers=bearer("alice")
     )

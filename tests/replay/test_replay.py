@@ -24,7 +24,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from ticketflow.contracts import DATA_CONVERTER, names
 from ticketflow.contracts.history import history_payloads
-from ticketflow.contracts.models import Classification, TicketInput, TicketOutcome
+from ticketflow.contracts.models import (
+    Classification,
+    ModelTier,
+    TicketInput,
+    TicketOutcome,
+    TicketStatus,
+)
+from ticketflow.core_worker import _decision
+from ticketflow.core_worker.patches import PATCH_PRIMARY_RECHECK
 from ticketflow.core_worker.workflow import (
     PATCH_CLASSIFICATION_MEMO,
     PATCH_ROBUST_ENDS,
@@ -39,7 +47,11 @@ FILES = sorted(HISTORIES.glob("*.json"))
 NAME = re.compile(r"^(v\d+)-([a-z0-9-]+)$")
 CAPTURE = "uv run python scripts/capture_histories.py"
 # The version that introduced each patch: its histories, and later ones, carry the marker.
-PATCHES = {"v2": PATCH_CLASSIFICATION_MEMO, "v3": PATCH_ROBUST_ENDS}
+PATCHES = {
+    "v2": PATCH_CLASSIFICATION_MEMO,
+    "v3": PATCH_ROBUST_ENDS,
+    "v4": PATCH_PRIMARY_RECHECK,
+}
 
 
 def _capture_script() -> ModuleType:
@@ -267,3 +279,61 @@ async def test_dropping_the_patch_call_outright_breaks_v2_histories() -> None:
     replayer = Replayer(workflows=[UnpatchedTicketWorkflow], data_converter=DATA_CONVERTER)
     with pytest.raises(workflow.NondeterminismError, match="patch marker"):
         await replayer.replay_workflow(history(_classified("v2")[0]))
+
+
+# ---- v4: the primary asked again after a fallback answer ---------------------------------------
+
+
+@workflow.defn(name=names.TICKET_WORKFLOW, sandboxed=False)
+class UnsandboxedTicketWorkflow(TicketWorkflow):
+    """Today's code outside the sandbox, so a test can swap what its modules call."""
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketOutcome:
+        return await super().run(inp)
+
+
+class _RecheckUnguarded:
+    """`temporalio.workflow` as `_decision` sees it, with `patched(v4-primary-recheck)` always
+    true: the v4 change made without its patch."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(workflow, name)
+
+    @staticmethod
+    def patched(patch_id: str) -> bool:
+        return patch_id == PATCH_PRIMARY_RECHECK or workflow.patched(patch_id)
+
+
+FELL_BACK_BEFORE_V4 = [p for p in FILES if p.stem.endswith("-fallback") and version_of(p) < 4]
+
+
+@pytest.mark.parametrize("path", FELL_BACK_BEFORE_V4, ids=lambda p: p.stem)
+async def test_the_recheck_without_the_patch_breaks_older_fallback_histories(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old tickets that fell back keep handing the fallback's answer to a human: today's code
+    replays them (the corpus test above) only because the re-ask is behind the patch."""
+    replayer = Replayer(workflows=[UnsandboxedTicketWorkflow], data_converter=DATA_CONVERTER)
+    await replayer.replay_workflow(history(path))  # guarded: the old path
+    monkeypatch.setattr(_decision, "workflow", _RecheckUnguarded())
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(history(path))
+
+
+def test_v4_primary_recheck_history_was_decided_on_the_primary() -> None:
+    """What v4 is for, as captured: the fallback answered, the primary was asked again and
+    answered, and the ticket was auto-approved without a human."""
+    path = HISTORIES / "v4-primary-recheck.json"
+    items = list(history_payloads(history(path).events))
+    [result] = [i for i in items if i.where == f"workflow {names.TICKET_WORKFLOW} result"]
+    out = DATA_CONVERTER.payload_converter.from_payloads([result.payload], [TicketOutcome])[0]
+    assert out.status == TicketStatus.RESOLVED and out.decision and out.decision.auto
+    assert out.classification and out.classification.tier == ModelTier.PRIMARY
+    assert [(c.activity, c.tier.value, c.ok) for c in out.agent_calls] == [
+        (names.CLASSIFY, "primary", False),
+        (names.CLASSIFY, "fallback", True),
+        (names.DRAFT_REPLY, "fallback", True),
+        (names.CLASSIFY, "primary", True),
+        (names.DRAFT_REPLY, "primary", True),
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from ticketflow.api import Settings, create_app
 from ticketflow.api.grpc_server import GrpcServer
 from ticketflow.api.read_model_client import NoReadModelClient, ReadModelClient
+from ticketflow.api.temporal import TicketGateway
 from ticketflow.contracts import (
     ActionKind,
     AgentCall,
@@ -180,11 +182,14 @@ def fake_workflow_worker(fleet: WorkerFleet, task_queue: str) -> None:
 
 @asynccontextmanager
 async def _running_app(
-    settings: Settings, read_model_client: ReadModelClient | None, real_read_model: bool
+    settings: Settings,
+    read_model_client: ReadModelClient | None,
+    real_read_model: bool,
+    gateway: TicketGateway | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     if read_model_client is None and not real_read_model:
         read_model_client = NoReadModelClient()
-    app = create_app(settings, read_model_client=read_model_client)
+    app = create_app(settings, gateway=gateway, read_model_client=read_model_client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
@@ -216,10 +221,12 @@ class FakeReadModelService(readmodel_pb2_grpc.ReadModelServiceServicer):
         self.hold = False
         self.asked = asyncio.Event()
         self.release = asyncio.Event()
+        self.metadata: list[dict[str, str | bytes]] = []  # each call's invocation metadata
 
     async def GetOutcome(
         self, request: readmodel_pb2.GetOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> readmodel_pb2.GetOutcomeResponse:
+        self.metadata.append(dict(context.invocation_metadata() or ()))
         self.asked.set()
         if self.hold:
             await self.release.wait()
@@ -266,9 +273,11 @@ async def serve_both(
     *,
     read_model_client: ReadModelClient | None = None,
     real_read_model: bool = False,
+    gateway: TicketGateway | None = None,
 ) -> AsyncIterator[Both]:
-    """`serve_app` plus the gRPC server (port 0) sharing the app's `TicketService`."""
-    async with _running_app(settings, read_model_client, real_read_model) as (app, http):
+    """`serve_app` plus the gRPC server (port 0) sharing the app's `TicketService` (and its
+    `gateway`, when given)."""
+    async with _running_app(settings, read_model_client, real_read_model, gateway) as (app, http):
         server = GrpcServer(settings.model_copy(update={"grpc_port": 0}), app.state.tickets)
         await server.start()
         try:
@@ -305,9 +314,17 @@ def env_with(**overrides: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
+async def api_process(
+    *, nofile: int | None = None, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
     """`python -m ticketflow.api` on ephemeral ports; yields (process, http base url, grpc
-    address) once it says where it listens, and kills it afterwards if still running."""
+    address) once it says where it listens, and kills it afterwards if still running.
+    `nofile` lowers the process's descriptor limit (RLIMIT_NOFILE, soft and hard)."""
+
+    def limit_descriptors() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -315,6 +332,7 @@ async def api_process(**env: str) -> AsyncIterator[tuple[asyncio.subprocess.Proc
         env=env_with(http_port="0", grpc_port="0", **env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=limit_descriptors if nofile is not None else None,
     )
     try:
         assert proc.stdout is not None
@@ -383,6 +401,7 @@ def settings(dev_env: WorkflowEnvironment, task_queue: str) -> Settings:
         decision_keys=TEST_DECISION_KEYS,  # the fake workflow does not verify it
         query_timeout_s=2.0,
         rpc_timeout_s=5.0,
+        decide_timeout_s=5.0,
     )
 
 

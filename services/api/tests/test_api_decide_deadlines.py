@@ -67,7 +67,12 @@ class Client:
 
 
 def gateway(client: Client) -> TicketGateway:
-    settings = Settings(rpc_timeout_s=0.05, health_timeout_s=0.5, decision_keys=TEST_DECISION_KEYS)
+    settings = Settings(
+        rpc_timeout_s=0.05,
+        decide_timeout_s=0.05,
+        health_timeout_s=0.5,
+        decision_keys=TEST_DECISION_KEYS,
+    )
     return TicketGateway(settings, client=client)  # type: ignore[arg-type]
 
 

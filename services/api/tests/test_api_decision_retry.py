@@ -18,7 +18,7 @@ from ticketflow.testkit import eventually_async
 async def test_a_decision_answered_late_is_503_outcome_unknown_and_the_retry_gets_it(
     settings, helpers, fake_worker, dev_env
 ) -> None:
-    quick = settings.model_copy(update={"rpc_timeout_s": 1.0})
+    quick = settings.model_copy(update={"decide_timeout_s": 1.0})
     async with helpers.serve_app(quick) as api:
         ticket = helpers.submission()
         assert (await api.post("/tickets", json=ticket)).status_code == 202

@@ -18,8 +18,8 @@ DOCUMENTED = {
 }
 ERRORS = {
     ("post", "/tickets"): {"400", "409", "413", "415", "422", "503"},
-    ("get", "/tickets"): {"400", "422", "503"},
-    ("get", "/tickets/{ticket_id}"): {"404", "422", "503"},
+    ("get", "/tickets"): {"400", "401", "422", "503"},
+    ("get", "/tickets/{ticket_id}"): {"401", "404", "422", "503"},
     ("post", "/tickets/{ticket_id}/decision"): {
         "400",
         "401",
@@ -66,16 +66,21 @@ def test_every_route_is_documented_with_its_status_codes() -> None:
         assert operation["tags"] and operation["summary"]
 
 
-def test_decision_endpoint_declares_bearer_security() -> None:
+def test_decision_endpoint_and_reads_declare_bearer_security() -> None:
     doc = openapi()
-    scheme = doc["components"]["securitySchemes"]["ApproverToken"]
-    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
-    assert doc["paths"]["/tickets/{ticket_id}/decision"]["post"]["security"] == [
-        {"ApproverToken": []}
-    ]
+    for name in ("ApproverToken", "ReadToken"):
+        scheme = doc["components"]["securitySchemes"][name]
+        assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
+    secured = {
+        ("post", "/tickets/{ticket_id}/decision"): [{"ApproverToken": []}],
+        ("get", "/tickets"): [{"ReadToken": []}],
+        ("get", "/tickets/{ticket_id}"): [{"ReadToken": []}],
+    }
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
-            if (method, path) != ("post", "/tickets/{ticket_id}/decision"):
+            if (method, path) in secured:
+                assert operation["security"] == secured[(method, path)], (method, path)
+            else:
                 assert "security" not in operation, (method, path)
 
 

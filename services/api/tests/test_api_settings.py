@@ -6,6 +6,7 @@ import os
 
 import pytest
 from pydantic import ValidationError
+from ticketflow.api import connections
 from ticketflow.api import settings as settings_module
 from ticketflow.api.auth import TokenVerifier
 from ticketflow.api.settings import Settings, parse_approver_tokens
@@ -49,6 +50,34 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert policy.agent_schedule_to_start_s == 2.5
     assert policy.fallback_schedule_to_start_s == 7
     assert policy.agent_start_to_close_s == Policy().agent_start_to_close_s
+    assert policy.primary_recheck_schedule_to_start_s == 60  # unset: follows the approval timeout
+
+
+def test_recheck_knobs_are_read_and_bounded_by_the_approval_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S", "45")
+    monkeypatch.setenv("TICKETFLOW_FALLBACK_RECHECK_MIN_CONFIDENCE", "0.3")
+    policy = Settings().policy
+    assert policy.primary_recheck_schedule_to_start_s == 45
+    assert policy.fallback_recheck_min_confidence == 0.3
+    monkeypatch.setenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S", "0")
+    assert Settings().policy.primary_recheck_schedule_to_start_s == 0  # off
+    # The re-ask must not hold a ticket back from humans longer than they get to decide it:
+    # unset, it follows a shorter approval timeout; set above it, it is refused.
+    monkeypatch.setenv("TICKETFLOW_APPROVAL_TIMEOUT_S", "60")
+    monkeypatch.delenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S")
+    assert Settings().policy.primary_recheck_schedule_to_start_s == 60
+    monkeypatch.setenv("TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S", "61")
+    with pytest.raises(
+        ValidationError,
+        match="TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S: must not exceed "
+        "TICKETFLOW_APPROVAL_TIMEOUT_S",
+    ):
+        Settings()
+    monkeypatch.setenv("TICKETFLOW_FALLBACK_RECHECK_MIN_CONFIDENCE", "1.5")
+    with pytest.raises(ValidationError, match="TICKETFLOW_FALLBACK_RECHECK_MIN_CONFIDENCE"):
+        Settings()
 
 
 def test_tokens_never_show_in_repr() -> None:
@@ -101,6 +130,7 @@ def test_bad_policy_names_the_variable() -> None:
         ("fallback_schedule_to_start_s", 86401.0),
         ("fallback_start_to_close_s", 86401.0),
         ("side_effect_start_to_close_s", 3601.0),
+        ("primary_recheck_schedule_to_start_s", 86401.0),
     ],
 )
 def test_policy_durations_have_upper_bounds(
@@ -132,12 +162,35 @@ def test_every_policy_duration_is_bounded() -> None:
         "read_model_timeout_s",
         "health_interval_s",
         "shutdown_grace_s",
+        "http_header_timeout_s",
+        "http_body_timeout_s",
     ],
 )
 def test_api_deadlines_are_bounded(field: str) -> None:
     for value in (float("inf"), float("nan"), 1e12):
         with pytest.raises(ValidationError, match=field):
             Settings(**{field: value})
+
+
+def test_connection_limits_default_to_a_share_of_the_descriptor_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in [v for v in os.environ if v.startswith("TICKETFLOW_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setattr(connections, "descriptor_limit", lambda: 256)
+    settings = Settings()
+    assert (settings.http_header_timeout_s, settings.http_body_timeout_s) == (10.0, 30.0)
+    assert connections.http_limits(settings).max_connections == 128
+    assert connections.grpc_max_connections(settings) == 64
+    monkeypatch.setattr(connections, "descriptor_limit", lambda: 1 << 20)
+    assert connections.http_limits(settings).max_connections == 4096
+    assert connections.grpc_max_connections(settings) == 1024
+    explicit = Settings(http_max_connections=10, grpc_max_connections=5)
+    assert connections.http_limits(explicit).max_connections == 10
+    assert connections.grpc_max_connections(explicit) == 5
+    for field in ("http_max_connections", "grpc_max_connections"):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: 0})
 
 
 def test_unknown_settings_are_refused() -> None:

@@ -54,25 +54,30 @@ async def test_no_primary_worker_routes_to_the_fallback_which_needs_a_human(
 ) -> None:
     await start_workers(time_env, primary=False)
     # The test server does not skip schedule-to-start timeouts (only timers): keep budgets short.
-    inp = ticket_input(approval_timeout_s=3600, agent_schedule_to_start_s=1)
+    inp = ticket_input(
+        approval_timeout_s=3600, agent_schedule_to_start_s=1, primary_recheck_schedule_to_start_s=1
+    )
     handle = await start_ticket(time_env.client, inp)
     out = await handle.result()
     # The fallback's confidence is below the threshold: a human had to look, nobody did.
     assert out.status == TicketStatus.ESCALATED
     assert out.classification and out.classification.tier == ModelTier.FALLBACK
     assert out.draft and out.draft.tier == ModelTier.FALLBACK
+    # The primary was asked again (v4) and stayed silent: the human got the fallback's answer.
     assert [(c.activity, c.tier, c.ok) for c in out.agent_calls] == [
         (names.CLASSIFY, ModelTier.PRIMARY, False),
         (names.CLASSIFY, ModelTier.FALLBACK, True),
         (names.DRAFT_REPLY, ModelTier.FALLBACK, True),
+        (names.CLASSIFY, ModelTier.PRIMARY, False),
     ]
     assert out.agent_calls[0].error == "timeout:SCHEDULE_TO_START"
     # Replay does not see task queues: assert routing on the history itself.
     queues = await scheduled_queues(handle)
-    assert queues[:3] == [
+    assert queues[:4] == [
         (names.CLASSIFY, names.AGENT_QUEUE),
         (names.CLASSIFY, names.AGENT_FALLBACK_QUEUE),
         (names.DRAFT_REPLY, names.AGENT_FALLBACK_QUEUE),
+        (names.CLASSIFY, names.AGENT_QUEUE),
     ]
 
 

@@ -75,6 +75,16 @@ def test_up_starts_everything_then_stops_everything(
             assert env["TICKETFLOW_APPROVER_TOKENS"] == f"dev:{token}"
         else:
             assert "TICKETFLOW_APPROVER_TOKENS" not in env, service
+        # The read-model token: made for this run, given to the api and the projection only.
+        if service in ("api", "projection"):
+            assert len(env["TICKETFLOW_READMODEL_TOKEN"]) >= 32, service
+        else:
+            assert "TICKETFLOW_READMODEL_TOKEN" not in env, service
+        assert "TICKETFLOW_VIEWER_TOKENS" not in env, service  # reads stay open in a dev stack
+    readmodel_token = records["api"]["env"]["TICKETFLOW_READMODEL_TOKEN"]
+    assert records["projection"]["env"]["TICKETFLOW_READMODEL_TOKEN"] == readmodel_token
+    assert readmodel_token not in out
+    assert "Reads         open to anyone on this host" in out
     assert records["agent-worker"]["argv"][1:] == ["--queue", "both"]
 
     pids = first.started_pids()
@@ -97,6 +107,8 @@ def test_up_starts_everything_then_stops_everything(
     assert stat.S_IMODE((data_dir / "temporal.db").stat().st_mode) == 0o600
     assert token_file.read_text().strip() == token
     assert token not in second.output
+    second_token = _stub_record(data_dir, "api")["env"]["TICKETFLOW_READMODEL_TOKEN"]
+    assert second_token != readmodel_token  # one per run, kept nowhere
     assert f"cat {token_file}" in second.output and "(new)" not in second.output
     pids = second.started_pids()
     second.process.send_signal(signal.SIGINT)

@@ -94,11 +94,12 @@ class Serving:
 
 @pytest.fixture
 async def serve_process(tmp_path: Path) -> AsyncIterator[Callable[[str], Awaitable[Serving]]]:
-    """Starts `python -m ticketflow.projection serve` against a Temporal address; returns once it
-    printed where its read API listens. Every process is killed after the test."""
+    """Starts `python -m ticketflow.projection serve` against a Temporal address (with extra
+    environment variables); returns once it printed where its read API listens. Every process is
+    killed after the test."""
     started: list[Serving] = []
 
-    async def start(temporal: str) -> Serving:
+    async def start(temporal: str, **env: str) -> Serving:
         log = tmp_path / f"projection-{len(started)}.log"
         with log.open("wb") as err:
             proc = await asyncio.create_subprocess_exec(
@@ -106,7 +107,7 @@ async def serve_process(tmp_path: Path) -> AsyncIterator[Callable[[str], Awaitab
                 "-m",
                 "ticketflow.projection",
                 "serve",
-                env=env_for(tmp_path / "var", temporal),
+                env={**env_for(tmp_path / "var", temporal), **env},
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
             )
@@ -149,6 +150,26 @@ async def test_read_api_serves_while_temporal_is_unreachable_and_sigterm_stops_i
     code, out = await s.terminate()
     assert code == 0, s.log.read_text()
     assert "projection: stopped" in out
+
+
+async def test_read_api_needs_the_read_model_token_when_set(
+    tmp_path: Path, dead_temporal: str, serve_process
+) -> None:
+    token = "rm-process-token-0123456789abcdef"
+    ReadModelStore(tmp_path / "var" / "readmodel.db").record(testkit.outcome("t-1"), run_id="r")
+    s = await serve_process(dead_temporal, TICKETFLOW_READMODEL_TOKEN=token)
+    request = readmodel_pb2.GetOutcomeRequest(ticket_id="t-1")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.GetOutcome(request)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    resp = await s.stub.GetOutcome(request, metadata=(("authorization", f"Bearer {token}"),))
+    assert resp.outcome.ticket_id == "t-1"
+    check = await s.health.Check(health_pb2.HealthCheckRequest(service=""))
+    assert check.status == health_pb2.HealthCheckResponse.SERVING  # probes need no token
+    code, out = await s.terminate()
+    assert code == 0, s.log.read_text()
+    assert "read API needs the read-model token" in out
+    assert token not in out and token not in s.log.read_text()
 
 
 @workflow.defn(name="RecordOutcomeStandIn")

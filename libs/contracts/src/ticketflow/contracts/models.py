@@ -120,7 +120,12 @@ class ReplyKind(StrEnum):
 
 
 class Policy(Payload):
-    """The rules a ticket lives by, fixed when it starts (travels in the workflow input)."""
+    """The rules a ticket lives by, fixed when it starts (travels in the workflow input).
+
+    v2: the primary is asked again after a fallback answer that looks auto-approvable.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     confidence_threshold: float = Field(0.8, ge=0.0, le=1.0)
     auto_approve_limit_cents: Cents = 5_000
@@ -137,6 +142,23 @@ class Policy(Payload):
     # Side effects (ledger, outbox, projection) retry without limit; a dead worker's attempt is
     # retried once this much time has passed without a result.
     side_effect_start_to_close_s: float = Field(10.0, gt=0)
+    # v2. A fallback answer never auto-approves; one that looks auto-approvable (refund within
+    # the limit, the fallback's confidence at least fallback_recheck_min_confidence, since its
+    # scale never reaches the threshold) is asked of the primary again before a human sees it.
+    # The re-asked classify and draft share this schedule-to-start budget; 0 turns it off.
+    primary_recheck_schedule_to_start_s: float = Field(
+        300.0,
+        ge=0,
+        description="Schedule-to-start budget shared by the primary's re-asked classify and "
+        "draft after a fallback answer; 0: no re-ask (v2).",
+    )
+    fallback_recheck_min_confidence: float = Field(
+        0.45,
+        ge=0.0,
+        le=1.0,
+        description="A fallback classification below this confidence goes to a human without "
+        "asking the primary again (v2).",
+    )
 
 
 class NewTicket(Payload):

@@ -33,6 +33,15 @@ from ticketflow.runtime.lifecycle import exit_process, install_stop_handlers
 
 from ._version import VERSION
 from .app import create_app
+from .connections import (
+    ConnectionGuard,
+    RefusalLog,
+    count_accept_failures,
+    descriptor_limit,
+    grpc_max_connections,
+    guarded_protocol,
+    http_limits,
+)
 from .grpc_server import GrpcServer
 from .read_model_client import GrpcReadModelClient
 from .settings import Settings
@@ -53,12 +62,27 @@ environment (all optional):
   TICKETFLOW_GRPC_HOST          gRPC bind address (127.0.0.1)
   TICKETFLOW_GRPC_PORT          gRPC port (50051; 0 picks a free one)
   TICKETFLOW_PROJECTION_ADDRESS projection read API, the fallback of ticket lookups (127.0.0.1:50052)
+  TICKETFLOW_HTTP_HEADER_TIMEOUT_S  a request's headers must arrive within this (10; also the gRPC
+                                handshake); then TICKETFLOW_HTTP_BODY_TIMEOUT_S for its body (30)
+  TICKETFLOW_HTTP_MAX_CONNECTIONS  open HTTP connections at most (half the descriptor limit, at most
+                                4096); at the limit the one waiting longest for its client is closed
+  TICKETFLOW_GRPC_MAX_CONNECTIONS  open gRPC connections at most (a quarter of it, at most 1024)
   TICKETFLOW_APPROVER_TOKENS    name:token,name:token (without it every decision is refused)
+  TICKETFLOW_VIEWER_TOKENS      name:token,... who may read; set, every read needs a viewer's or an
+                                approver's bearer token (unset: reads are open)
+  TICKETFLOW_READMODEL_TOKEN    sent to the projection's read API (the same on both)
   TICKETFLOW_DECISION_KEYS      kid:base64secret,... shared with the core worker; the first signs
                                 decisions (without it the core worker refuses every decision)
   TICKETFLOW_DECISION_KEYS_FILE a file of the same entries
+  TICKETFLOW_RPC_TIMEOUT_S      deadline of a Temporal call: start, describe, list (3)
+  TICKETFLOW_RPC_RETRIES        retries of a call Temporal could not take, within its deadline (2)
+  TICKETFLOW_DECIDE_TIMEOUT_S   how long a decision waits for the workflow's answer (10)
+  TICKETFLOW_CIRCUIT_FAILURES   failed Temporal calls in a row that open the circuit: then 503 with
+                                Retry-After at once, without calling Temporal (3)
+  TICKETFLOW_CIRCUIT_COOLDOWN_S seconds open before one health check probes Temporal again (2)
   TICKETFLOW_CONFIDENCE_THRESHOLD, TICKETFLOW_AUTO_APPROVE_LIMIT_CENTS, TICKETFLOW_APPROVAL_TIMEOUT_S,
-  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S   policy of new tickets
+  TICKETFLOW_AGENT_SCHEDULE_TO_START_S, TICKETFLOW_FALLBACK_SCHEDULE_TO_START_S,
+  TICKETFLOW_PRIMARY_RECHECK_SCHEDULE_TO_START_S                             policy of new tickets
   (the README lists every variable: deadlines, limits, the finer policy knobs)
 """
 
@@ -74,10 +98,17 @@ class _Server(uvicorn.Server):
     alone would re-raise SIGTERM after its own shutdown and kill whatever else still drains.
     """
 
-    def __init__(self, config: uvicorn.Config, settings: Settings, grpc_address: str) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        settings: Settings,
+        grpc_address: str,
+        guard: ConnectionGuard,
+    ) -> None:
         super().__init__(config)
         self._settings = settings
         self._grpc_address = grpc_address
+        self.guard = guard
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -104,13 +135,41 @@ class _Server(uvicorn.Server):
                     "TICKETFLOW_DECISION_KEYS_FILE): the core worker will refuse every decision",
                     flush=True,
                 )
+            self._log_limits()
+
+    def _log_limits(self) -> None:
+        http, grpc = self.guard.limits, grpc_max_connections(self._settings)
+        nofile = descriptor_limit()
+        log.info(
+            "HTTP: %s; gRPC: at most %d connections (descriptor limit %d)",
+            http.describe(),
+            grpc,
+            nofile,
+        )
+        if http.max_connections + grpc >= nofile:
+            log.warning(
+                "TICKETFLOW_HTTP_MAX_CONNECTIONS + TICKETFLOW_GRPC_MAX_CONNECTIONS (%d) reach the "
+                "descriptor limit (%d): accepts will fail before the limits apply; raise "
+                "`ulimit -n` or lower them",
+                http.max_connections + grpc,
+                nofile,
+            )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self.guard.refusals.close()  # what the last interval counted
 
 
 def _http_server(app: FastAPI, settings: Settings, grpc_address: str) -> _Server:
+    guard = ConnectionGuard(http_limits(settings), RefusalLog("HTTP connections"))
     config = uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
+        # uvicorn's h11 protocol plus deadlines for a request's headers and body and a connection
+        # limit that evicts the slowest client (connections.py). Not `limit_concurrency`: it
+        # answers 503 to every request past the limit, /healthz and /readyz included.
+        http=guarded_protocol(guard),
         lifespan="on",
         # uvicorn's type says int; it is awaited as a timeout, so a float works and keeps the setting.
         timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
@@ -119,7 +178,7 @@ def _http_server(app: FastAPI, settings: Settings, grpc_address: str) -> _Server
         # `setup_logging` configured, in the one format and at TICKETFLOW_LOG_LEVEL.
         log_config=None,
     )
-    return _Server(config, settings, grpc_address=grpc_address)
+    return _Server(config, settings, grpc_address=grpc_address, guard=guard)
 
 
 async def _serve_http(server: _Server, settings: Settings) -> None:
@@ -144,9 +203,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """
     stop = stop or asyncio.Event()
     # Made here, not by the app, so it is closed after BOTH servers have drained.
-    read_model_client = GrpcReadModelClient(
-        settings.projection_address, timeout_s=settings.read_model_timeout_s
-    )
+    read_model_client = GrpcReadModelClient.for_settings(settings)
     try:
         app = create_app(settings, read_model_client=read_model_client)
         grpc_server = GrpcServer(settings, app.state.tickets)
@@ -167,6 +224,7 @@ async def _run(
         forced.append(asyncio.create_task(grpc_server.server.stop(None)))
 
     uninstall = install_stop_handlers(stop, PROG, on_second=force)
+    uncount = count_accept_failures(asyncio.get_running_loop(), http_server.guard.refusals)
     try:
         await grpc_server.start()
         http = asyncio.create_task(_serve_http(http_server, settings), name="http")
@@ -180,6 +238,7 @@ async def _run(
             stopping.cancel()
     finally:
         uninstall()
+        uncount()
         if not grpc_server.stopped:
             await grpc_server.stop(None)
 

@@ -57,30 +57,31 @@ async def send_decision(
     is closed, the same decision still gets its first answer (while Temporal retains the run);
     any other is refused as closed.
 
-    The describe and the update run under separate deadlines, so a slow describe cannot eat
-    the update's budget.
+    The describe (`rpc_timeout_s`) and the update (`decide_timeout_s`: it waits for a worker to
+    apply the decision) run under separate deadlines, so a slow describe cannot eat the update's
+    budget.
     """
-    rpc_timeout = gateway.rpc_timeout
+    timeout = gateway.decide_timeout
     desc = await _describe(gateway, handle, ticket_id)
     update_id = decision_update_id(decision)
     closed = desc.status != WorkflowExecutionStatus.RUNNING
     async with _sent(), gateway.errors.translated():
         try:
-            async with asyncio.timeout(rpc_timeout + 1.0):
+            async with asyncio.timeout(timeout + 1.0):
                 if closed:
                     # No new decision, but the same one again gets its answer while Temporal
                     # retains the run: a retry whose first attempt was applied just before the
                     # ticket finished. An unknown update id is NOT_FOUND: closed.
                     result: DecideResult = await handle.get_update_handle(
                         update_id, result_type=DecideResult
-                    ).result(rpc_timeout=timedelta(seconds=rpc_timeout))
+                    ).result(rpc_timeout=timedelta(seconds=timeout))
                 else:
                     result = await handle.execute_update(
                         names.DECIDE_UPDATE,
                         decision,
                         id=update_id,
                         result_type=DecideResult,
-                        rpc_timeout=timedelta(seconds=rpc_timeout),
+                        rpc_timeout=timedelta(seconds=timeout),
                     )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -90,7 +91,7 @@ async def send_decision(
             # Without a worker the update waits in the server and may still be applied later.
             raise DecisionOutcomeUnknown(
                 f"no worker confirmed the decision on ticket {ticket_id!r} within "
-                f"{rpc_timeout:g}s (GET /tickets/{ticket_id} shows whether it was)"
+                f"{timeout:g}s (GET /tickets/{ticket_id} shows whether it was)"
             ) from exc
         except RPCError as exc:
             if gateway.errors.is_not_found(exc):
@@ -131,7 +132,7 @@ async def _describe(
         except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
             timed_out = exc
     # Slow is not down: one cheap health RPC says which (it raises when Temporal is down).
-    await gateway.check_ready()
+    await gateway.check_health()
     raise Unavailable(
         f"Temporal at {gateway.address} did not describe ticket {ticket_id!r} within "
         f"{rpc_timeout:g}s; the decision was not sent; retry"

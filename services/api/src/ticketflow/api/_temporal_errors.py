@@ -18,7 +18,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import ApiError, NoLiveAnswer, TemporalRefused, TemporalUnavailable, Unavailable
 
-__all__ = ["UNREACHABLE", "TemporalErrors", "is_connect_failure", "is_no_poller", "reason"]
+__all__ = [
+    "UNREACHABLE",
+    "TemporalErrors",
+    "is_connect_failure",
+    "is_no_poller",
+    "outage_behind",
+    "reason",
+]
 
 log = logging.getLogger("ticketflow.api.temporal")
 
@@ -48,6 +55,16 @@ def is_no_poller(exc: RPCError) -> bool:
     again, and while no worker runs at all. Not a refusal of the call: no worker answered yet.
     """
     return exc.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in exc.message.lower()
+
+
+def outage_behind(exc: BaseException | None) -> TemporalUnavailable | None:
+    """The `TemporalUnavailable` behind an error, if any: itself, or its cause (a decision whose
+    answer did not come because Temporal went away is `DecisionOutcomeUnknown` caused by one)."""
+    while exc is not None:
+        if isinstance(exc, TemporalUnavailable):
+            return exc
+        exc = exc.__cause__
+    return None
 
 
 def reason(exc: BaseException) -> str:

@@ -44,9 +44,7 @@ def create_app(
     """
     owned_client: ReadModelClient | None = None
     if read_model_client is None:
-        read_model_client = owned_client = GrpcReadModelClient(
-            settings.projection_address, timeout_s=settings.read_model_timeout_s
-        )
+        read_model_client = owned_client = GrpcReadModelClient.for_settings(settings)
     gateway = gateway if gateway is not None else TicketGateway(settings)
 
     @asynccontextmanager
@@ -63,6 +61,7 @@ def create_app(
             log.warning(
                 "TICKETFLOW_APPROVER_TOKENS is not set: every decision will be refused (401)"
             )
+        _announce_read_access(settings)
         try:
             yield
         finally:
@@ -86,3 +85,19 @@ def create_app(
     app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _announce_read_access(settings: Settings) -> None:
+    """One line at start: who may read tickets (docs/architecture.md, "Who may read what")."""
+    if settings.viewers:
+        log.info(
+            "reads need a viewer or approver token (%d viewers, %d approvers; "
+            "TICKETFLOW_VIEWER_TOKENS)",
+            len(settings.viewers),
+            len(settings.approvers),
+        )
+    else:
+        log.warning(
+            "reads are open: anyone who reaches this api can read every ticket "
+            "(set TICKETFLOW_VIEWER_TOKENS to require a viewer's or an approver's token)"
+        )

@@ -17,7 +17,9 @@ maps the same classes to gRPC status codes, see `grpc_server.GRPC_CODES`):
     ├── PayloadTooLarge             413 payload_too_large
     ├── UnsupportedMediaType        415 unsupported_media_type
     └── Unavailable                 503 unavailable
-        ├── TemporalUnavailable     503 temporal_unavailable (server unreachable or timing out)
+        ├── TemporalUnavailable     503 temporal_unavailable (server unreachable or timing out, or
+        │                                                     the circuit is open: not even asked;
+        │                                                     with Retry-After)
         ├── TemporalRefused         503 temporal_refused     (server refused: a deployment problem,
         │                                                     e.g. search attribute not registered)
         ├── NoLiveAnswer            503 no_live_answer       (no worker answered the query in time)
@@ -88,6 +90,11 @@ class ApiError(Exception):
         self.message = message
         self.details = list(details)
         self.headers = dict(headers or {})
+
+    def retry_after(self, seconds: int) -> ApiError:
+        """Tell the client when to try again (`Retry-After`; gRPC: trailing metadata)."""
+        self.headers["Retry-After"] = str(max(1, seconds))
+        return self
 
     def with_note(self, note: str, details: Sequence[Mapping[str, Any]] = ()) -> ApiError:
         """Append a sentence and details (e.g. why the fallback could not answer either).
@@ -167,11 +174,15 @@ class Unavailable(ApiError):
 
 
 class TemporalUnavailable(Unavailable):
+    """Temporal did not answer: unreachable, timing out, or not called at all because the api's
+    circuit breaker is open after repeated failures (`reason` says which; `Retry-After` when)."""
+
     code = "temporal_unavailable"
 
     def __init__(self, address: str, reason: str = "") -> None:
         message = f"Temporal at {address} is unreachable; is the server running?"
         super().__init__(message, details=[{"reason": reason}] if reason else ())
+        self.reason = reason
 
 
 class TemporalRefused(Unavailable):

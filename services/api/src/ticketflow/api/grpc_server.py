@@ -7,8 +7,14 @@ limits are the HTTP API's and the contracts'), calls the shared `service.TicketS
 an explicit value is validated like its JSON twin, so `ticket_id: ""` is INVALID_ARGUMENT, not
 "generate one".
 
+Reads are guarded like the HTTP API's (`auth`): with `TICKETFLOW_VIEWER_TOKENS` set, GetTicket needs
+the metadata `authorization: Bearer <token>` with a viewer's or an approver's token, else
+UNAUTHENTICATED; SubmitTicket (intake), health and reflection need none.
+
 Every error carries the api's machine code in the trailing metadata key `ticketflow-error-code`
-(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has.
+(e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has; an error whose
+HTTP answer has `Retry-After` (Temporal unreachable, the circuit open, a decision's unknown
+outcome) carries it as `retry-after` (seconds) too.
 
 Beside TicketService the server runs the standard health service (`grpc.health.v1.Health`: `""`
 is SERVING while the process serves; `ticketflow.v1.TicketService` is SERVING while Temporal is
@@ -32,6 +38,8 @@ from ticketflow.contracts.proto_convert import enum_to_proto, from_proto, to_pro
 from ticketflow.runtime import ServiceError
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
+from .auth import GRPC_HINT, bearer_token, identify_reader
+from .connections import grpc_max_connections
 from .errors import (
     ApiError,
     BadRequest,
@@ -51,12 +59,14 @@ from .settings import Settings
 __all__ = [
     "ERROR_CODE_KEY",
     "GRPC_CODES",
+    "RETRY_AFTER_KEY",
     "TICKET_SERVICE",
     "GrpcBindError",
     "GrpcServer",
     "TicketServicer",
     "add_ticket_service",
     "grpc_code",
+    "grpc_server_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +75,7 @@ T = TypeVar("T")
 
 TICKET_SERVICE = ticket_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name
 ERROR_CODE_KEY = "ticketflow-error-code"
+RETRY_AFTER_KEY = "retry-after"
 
 # First match wins, so a subclass comes before its base.
 GRPC_CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
@@ -98,8 +109,9 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
     not the UNKNOWN grpc answers when its own deserializer raises.
     """
 
-    def __init__(self, tickets: TicketService) -> None:
+    def __init__(self, tickets: TicketService, settings: Settings) -> None:
         self._tickets = tickets
+        self._settings = settings
 
     async def SubmitTicket(
         self,
@@ -124,6 +136,8 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
         self, request: ticket_pb2.GetTicketRequest | bytes, context: grpc.aio.ServicerContext
     ) -> ticket_pb2.GetTicketResponse:
         async def get() -> ticket_pb2.GetTicketResponse:
+            # Before parsing: a caller without a token learns nothing, not even from the parser.
+            identify_reader(self._settings, bearer_token(_authorization(context)), GRPC_HINT)
             message = _parse(ticket_pb2.GetTicketRequest, request)
             view = await self._tickets.get(message.ticket_id)
             return to_proto(view, ticket_pb2.GetTicketResponse)
@@ -132,6 +146,14 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
 
 
 M = TypeVar("M", bound=Message)
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    """The call's `authorization` metadata (gRPC keys are lower case), or None."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _parse(message_type: type[M], request: M | bytes) -> M:
@@ -172,16 +194,55 @@ async def _answer(
     context: grpc.aio.ServicerContext, method: str, call: Callable[[], Awaitable[T]]
 ) -> T:
     """Run `call`; an `ApiError` becomes its gRPC status, anything else INTERNAL (logged)."""
+    metadata: tuple[tuple[str, str], ...]
     try:
         return await call()
     except ApiError as exc:
-        code, message, error_code = grpc_code(exc), exc.message, exc.code
+        code, message = grpc_code(exc), exc.message
+        metadata = ((ERROR_CODE_KEY, exc.code),)
+        if "Retry-After" in exc.headers:
+            metadata += ((RETRY_AFTER_KEY, exc.headers["Retry-After"]),)
     except Exception:
         # A true bug: log it whole, answer without internals (as the HTTP 500 does).
         log.exception("unhandled error in %s", method)
-        code, message, error_code = grpc.StatusCode.INTERNAL, "internal server error", "internal"
-    await context.abort(code, message, trailing_metadata=((ERROR_CODE_KEY, error_code),))
+        code, message = grpc.StatusCode.INTERNAL, "internal server error"
+        metadata = ((ERROR_CODE_KEY, "internal"),)
+    await context.abort(code, message, trailing_metadata=metadata)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Channel arguments of the server: its limits, so that no client holds a connection forever.
+
+    Unlike the HTTP side, gRPC cannot evict: past `max_allowed_incoming_connections` a new
+    connection (a health check too) is closed at once until a slot frees, which the handshake
+    deadline and the idle limit make happen within seconds. Tried on grpcio 1.85: both close
+    connections without a log line. No `maximum_concurrent_rpcs`: its RESOURCE_EXHAUSTED would
+    refuse health checks as well; each call is bounded by the api's deadlines to Temporal instead.
+    """
+    grace_ms = int(settings.shutdown_grace_s * 1000)
+    return [
+        # The HTTP API's body limit, for the same reason: refuse before parsing.
+        ("grpc.max_receive_message_length", settings.max_body_bytes),
+        # A taken port must fail the start, not be silently shared with another process.
+        ("grpc.so_reuseport", 0),
+        # Open connections at most (each holds a descriptor; the HTTP server needs some too).
+        ("grpc.max_allowed_incoming_connections", grpc_max_connections(settings)),
+        # A connection that has not finished the HTTP/2 handshake by then is closed (default
+        # 120 s): the gRPC twin of the HTTP header deadline.
+        ("grpc.server_handshake_timeout_ms", int(settings.http_header_timeout_s * 1000)),
+        # A connection without a call for a minute gets GOAWAY; clients reconnect when they need to.
+        ("grpc.max_connection_idle_ms", 60_000),
+        # No connection lives past 30 minutes (+-10 % jitter), in-flight calls get the shutdown
+        # grace to finish: a client trickling a message slowly is cut off there at the latest.
+        ("grpc.max_connection_age_ms", 30 * 60_000),
+        ("grpc.max_connection_age_grace_ms", grace_ms),
+        # Ping a client with calls in flight after 60 s of silence; no answer in 20 s: close.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Concurrent calls on one connection (the HTTP/2 SETTINGS the server announces).
+        ("grpc.max_concurrent_streams", 100),
+    ]
 
 
 class GrpcBindError(ServiceError):
@@ -194,15 +255,8 @@ class GrpcServer:
     def __init__(self, settings: Settings, tickets: TicketService) -> None:
         self._tickets = tickets
         self._interval = settings.health_interval_s
-        self.server = grpc.aio.server(
-            options=[
-                # The HTTP API's body limit, for the same reason: refuse before parsing.
-                ("grpc.max_receive_message_length", settings.max_body_bytes),
-                # A taken port must fail the start, not be silently shared with another process.
-                ("grpc.so_reuseport", 0),
-            ]
-        )
-        add_ticket_service(TicketServicer(tickets), self.server)
+        self.server = grpc.aio.server(options=grpc_server_options(settings))
+        add_ticket_service(TicketServicer(tickets, settings), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

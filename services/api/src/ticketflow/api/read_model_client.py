@@ -7,6 +7,10 @@ can replay it; the projection's read model (`ticketflow.v1.ReadModelService` ove
 `ReadModelClient` is what the service layer needs of it; `GrpcReadModelClient` is the gRPC client;
 `NoReadModelClient` knows no ticket (for tests and for running the api without a projection on
 purpose). The read model itself (its SQLite store) belongs to the projection service.
+
+With `TICKETFLOW_READMODEL_TOKEN` set, every call carries `authorization: Bearer <token>`: the
+projection refuses read calls without it when it has the same token (docs/architecture.md, "Who may
+read what").
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ticketflow.contracts.proto_convert import from_proto
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
 from .errors import ReadModelUnavailable
+from .settings import Settings
 
 __all__ = ["GrpcReadModelClient", "NoReadModelClient", "ReadModelClient"]
 
@@ -69,11 +74,21 @@ class GrpcReadModelClient:
     never as a hang. The channel is made on first use, inside the running event loop.
     """
 
-    def __init__(self, address: str, *, timeout_s: float) -> None:
+    def __init__(self, address: str, *, timeout_s: float, token: str | None = None) -> None:
         self.address = address
         self._timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channel: grpc.aio.Channel | None = None
         self._stub: readmodel_pb2_grpc.ReadModelServiceStub | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> GrpcReadModelClient:
+        """The client of `settings.projection_address`, with its deadline and token."""
+        return cls(
+            settings.projection_address,
+            timeout_s=settings.read_model_timeout_s,
+            token=settings.readmodel_token.get_secret_value() or None,
+        )
 
     def _get_stub(self) -> readmodel_pb2_grpc.ReadModelServiceStub:
         if self._stub is None:
@@ -85,13 +100,20 @@ class GrpcReadModelClient:
         request = readmodel_pb2.GetOutcomeRequest(ticket_id=ticket_id)
         try:
             response = await self._get_stub().GetOutcome(
-                request, timeout=self._timeout_s, wait_for_ready=False
+                request, timeout=self._timeout_s, wait_for_ready=False, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             reason = exc.code().name + (f": {exc.details()}" if exc.details() else "")
-            if exc.code() not in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                log.error(
+                    "the read model at %s refused GetOutcome: %s; set the same "
+                    "TICKETFLOW_READMODEL_TOKEN on the api and the projection",
+                    self.address,
+                    reason,
+                )
+            elif exc.code() not in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}:
                 # Not "down" but refusing: a version mismatch or a bug on either side.
                 log.error("the read model at %s refused GetOutcome: %s", self.address, reason)
             raise ReadModelUnavailable.unreachable(self.address, reason) from exc

@@ -17,7 +17,7 @@ from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
 
 from ._paging import MAX_TOKEN_CHARS
 from ._version import VERSION
-from .auth import ApproverDep
+from .auth import ApproverDep, ReaderDep
 from .bodies import JsonBodyRoute
 from .deps import SettingsDep, TicketsDep
 from .errors import UnsupportedMediaType
@@ -59,6 +59,13 @@ _BODY_ERRORS: _Responses = {
     413: _err("Request body over the size limit."),
     415: _err("Content-Type is not application/json."),
     **_INVALID,
+}
+# Reads (docs/architecture.md, "Who may read what"): open unless TICKETFLOW_VIEWER_TOKENS is set.
+_READ_UNAUTHORIZED: _Responses = {
+    401: _err(
+        "Missing or invalid bearer token (only when the api has TICKETFLOW_VIEWER_TOKENS set): "
+        "send a viewer's or an approver's token."
+    )
 }
 _LOCATION = {"Location": {"description": "/tickets/{ticket_id}", "schema": {"type": "string"}}}
 _UNAVAILABLE: _Responses = {503: _err("Temporal is unreachable (or no worker answered in time).")}
@@ -191,12 +198,13 @@ async def submit_ticket(
     responses={
         200: {"description": "A page of the matching tickets."},
         400: _err("`page_token` is not one this api made, or was made for another status."),
+        **_READ_UNAUTHORIZED,
         **_INVALID,
         **_UNAVAILABLE,
     },
 )
 async def list_tickets(
-    query: Annotated[ListTicketsQuery, Query()], tickets: TicketsDep
+    _reader: ReaderDep, query: Annotated[ListTicketsQuery, Query()], tickets: TicketsDep
 ) -> TicketList:
     return await tickets.list(query.status, query.limit, query.page_token)
 
@@ -215,11 +223,14 @@ async def list_tickets(
     responses={
         200: {"description": "The ticket's state."},
         404: _err("No such ticket: neither Temporal nor the read model knows it."),
+        **_READ_UNAUTHORIZED,
         **_INVALID,
         **_READ_UNAVAILABLE,
     },
 )
-async def get_ticket(ticket_id: TicketIdPath, tickets: TicketsDep) -> TicketView:
+async def get_ticket(
+    _reader: ReaderDep, ticket_id: TicketIdPath, tickets: TicketsDep
+) -> TicketView:
     return await tickets.get(ticket_id)
 
 

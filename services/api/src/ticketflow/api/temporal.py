@@ -6,12 +6,22 @@ with Temporal down, and recovers by itself when Temporal comes back. Every call 
 deadline and inside `TemporalErrors.translated()` (`_temporal_errors.py`), so the service layer and
 its transports (HTTP, gRPC) never see a Temporal exception. Deciding a ticket, the one call with
 two round trips, lives in `_decide.py`.
+
+Failing fast while Temporal is down (docs/architecture.md, "When Temporal is down"): the SDK's own
+retries of a call Temporal cannot take are bounded (`rpc_retries`, within the call's deadline;
+its default of 10 retries over 10 s made every call take 6-10 s to fail), and every operation goes
+through a circuit breaker (`_circuit.py`, `_guarded`): after `circuit_failures` consecutive
+failures it answers 503 `temporal_unavailable` at once, with `Retry-After`, without calling
+Temporal; after `circuit_cooldown_s` the next caller probes with a health check, which closes the
+circuit when Temporal answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -29,7 +39,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RetryConfig, RPCError
 from ticketflow.contracts import (
     DATA_CONVERTER,
     DecideInput,
@@ -44,10 +54,12 @@ from ticketflow.contracts import (
 from ticketflow.contracts.decision_signing import sign_decision
 from ticketflow.contracts.search_attributes import TICKET_STATUS
 
+from ._circuit import Admission, CircuitBreaker, CircuitOpen
 from ._decide import decision_update_id, send_decision
 from ._paging import PageTokens, list_page
-from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, reason
+from ._temporal_errors import UNREACHABLE, TemporalErrors, is_no_poller, outage_behind, reason
 from .errors import (
+    ApiError,
     DecisionsNotConfigured,
     NoLiveAnswer,
     TemporalUnavailable,
@@ -89,11 +101,25 @@ def _status_of(value: object) -> TicketStatus | None:
 class TicketGateway:
     """Ticket operations on Temporal. One per process; safe to share between requests."""
 
-    def __init__(self, settings: Settings, *, client: Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Client | None = None,
+        circuit: CircuitBreaker | None = None,
+    ) -> None:
         self.address = settings.temporal_address
         self.namespace = settings.namespace
         self.errors = TemporalErrors(self.address, self.namespace)
         self.rpc_timeout = settings.rpc_timeout_s
+        self.decide_timeout = settings.decide_timeout_s
+        self._rpc_retries = settings.rpc_retries
+        self.circuit = circuit or CircuitBreaker(
+            f"Temporal at {self.address}",
+            failure_threshold=settings.circuit_failures,
+            cooldown_s=settings.circuit_cooldown_s,
+            logger=log,
+        )
         self._queue = settings.core_queue
         self._policy = settings.policy
         # The first decision key signs (the core worker accepts only signed decisions).
@@ -118,11 +144,75 @@ class TicketGateway:
                         data_converter=DATA_CONVERTER,
                         lazy=True,
                         connect_timeout=timedelta(seconds=self._health_timeout),
+                        # Retry what Temporal could not take (UNAVAILABLE, ...) a little, within
+                        # the call's deadline: a blip passes, an outage fails in a fraction of a
+                        # second instead of the SDK default's 10 retries over up to 10 s.
+                        retry_config=RetryConfig(
+                            initial_interval_millis=100,
+                            multiplier=2.0,
+                            max_interval_millis=1000,
+                            max_elapsed_time_millis=int(self.rpc_timeout * 1000),
+                            max_retries=self._rpc_retries,
+                        ),
                     )
         return self._client
 
+    @asynccontextmanager
+    async def _guarded(self) -> AsyncIterator[bool]:
+        """Every operation runs inside: refused at once (503 with `Retry-After`, no Temporal call)
+        while the circuit is open; its outcome recorded. A `TemporalUnavailable` (unreachable,
+        timed out), also behind another error, is a failure; any other answer, an error
+        included (not found, conflict, no worker), shows that Temporal answers. Cancellation and
+        bugs say nothing. Yields whether this caller was the probe (and so just found Temporal up).
+        """
+        probed = await self._admit()
+        try:
+            yield probed
+        except ApiError as exc:
+            outage = outage_behind(exc)
+            if outage is None:
+                self.circuit.succeeded()
+            else:
+                self.circuit.failed(outage.reason or outage.message)
+                exc.retry_after(self.circuit.retry_after_s())
+            raise
+        else:
+            self.circuit.succeeded()
+
+    async def _admit(self) -> bool:
+        try:
+            admission = self.circuit.admit()
+        except CircuitOpen as exc:
+            raise TemporalUnavailable(
+                self.address,
+                f"not called: the last {exc.failures} calls failed (last: {exc.last_failure}); "
+                f"the next one tries again in {exc.retry_after_s}s",
+            ).retry_after(exc.retry_after_s) from None
+        if admission is Admission.CALL:
+            return False
+        # The probe of a half-open circuit: one cheap health RPC, whatever the operation, so a
+        # probe costs at most `health_timeout_s` and never sends anything that changes a ticket.
+        try:
+            await self.check_health()
+        except TemporalUnavailable as exc:
+            self.circuit.probe_failed(exc.reason)
+            raise exc.retry_after(self.circuit.retry_after_s()) from None
+        except BaseException:
+            self.circuit.probe_abandoned()
+            raise
+        self.circuit.probe_succeeded()
+        return True
+
     async def check_ready(self) -> None:
-        """A cheap health RPC under a short deadline; raises `TemporalUnavailable` on any failure."""
+        """Readiness: a cheap health RPC under a short deadline, through the circuit (while it is
+        open, 503 at once). Raises `TemporalUnavailable` on any failure."""
+        async with self._guarded() as probed:
+            if not probed:
+                await self.check_health()
+
+    async def check_health(self) -> None:
+        """One health RPC under `health_timeout_s`, bypassing the circuit (the probe, and the
+        "slow or down?" question inside another call); raises `TemporalUnavailable`."""
         client = await self.connect()
         async with self.errors.translated(self._health_timeout):
             try:
@@ -145,6 +235,10 @@ class TicketGateway:
         says whether it is the same ticket (answer it) or another one (conflict). Temporal knows
         only retained workflows: the service layer asks the read model about forgotten ones first.
         """
+        async with self._guarded():
+            return await self._submit(ticket, policy)
+
+    async def _submit(self, ticket: Ticket, policy: Policy | None) -> SubmitResult:
         client = await self.connect()
         wf_id = names.workflow_id(ticket.ticket_id)
         async with self.errors.translated(self.rpc_timeout):
@@ -176,9 +270,10 @@ class TicketGateway:
         """The workflow Temporal retains for this ticket_id (None when it has none), as `submit`
         would answer a second submit: the same content answers it, other content is a conflict.
         """
-        client = await self.connect()
-        async with self.errors.translated(self.rpc_timeout):
-            existing = await self._existing(client, ticket)
+        async with self._guarded():
+            client = await self.connect()
+            async with self.errors.translated(self.rpc_timeout):
+                existing = await self._existing(client, ticket)
         return existing
 
     async def _existing(self, client: Client, ticket: Ticket) -> SubmitResult | None:
@@ -207,6 +302,10 @@ class TicketGateway:
         Raises `TicketNotFound` when Temporal has no such workflow, `NoLiveAnswer` when the server
         is up but no worker answered in time, `TemporalUnavailable` when the server is not.
         """
+        async with self._guarded():
+            return await self._state(ticket_id)
+
+    async def _state(self, ticket_id: str) -> TicketState:
         client = await self.connect()
         handle = client.get_workflow_handle(names.workflow_id(ticket_id))
         async with self.errors.translated():
@@ -233,7 +332,7 @@ class TicketGateway:
 
     async def _no_live_answer(self, exc: BaseException) -> NoReturn:
         # Tell "the server is down" apart from "no worker answered": one cheap health RPC.
-        await self.check_ready()
+        await self.check_health()
         raise NoLiveAnswer(
             f"no worker answered the status query within {self._query_timeout:g}s; try later "
             "(is the core worker running?)"
@@ -258,17 +357,18 @@ class TicketGateway:
             query += f' AND {names.TICKET_STATUS_SA}="{status.value}"'
             if not status.terminal:
                 query += ' AND ExecutionStatus="Running"'
-        client = await self.connect()
-        async with self.errors.translated(self.rpc_timeout):
-            page = await list_page(
-                client,
-                self._page_tokens,
-                query,
-                status,
-                limit,
-                page_token,
-                timedelta(seconds=self.rpc_timeout),
-            )
+        async with self._guarded():
+            client = await self.connect()
+            async with self.errors.translated(self.rpc_timeout):
+                page = await list_page(
+                    client,
+                    self._page_tokens,
+                    query,
+                    status,
+                    limit,
+                    page_token,
+                    timedelta(seconds=self.rpc_timeout),
+                )
         tickets = [
             TicketSummary(
                 ticket_id=ticket_id,
@@ -291,6 +391,7 @@ class TicketGateway:
         if self._signer is None:
             raise DecisionsNotConfigured()
         decision = sign_decision(ticket_id, decision, self._signer)
-        client = await self.connect()
-        handle = client.get_workflow_handle(names.workflow_id(ticket_id))
-        return await send_decision(self, handle, ticket_id, decision)
+        async with self._guarded():
+            client = await self.connect()
+            handle = client.get_workflow_handle(names.workflow_id(ticket_id))
+            return await send_decision(self, handle, ticket_id, decision)

@@ -26,6 +26,7 @@ from .patches import PATCH_ROBUST_ENDS
 __all__ = [
     "AGENT_NON_RETRYABLE",
     "Budget",
+    "ask_primary",
     "budget",
     "call_agent",
     "describe_failure",
@@ -91,6 +92,38 @@ def describe_failure(err: ActivityError) -> str:
     return f"error:{type(cause).__name__ if cause else 'unknown'}: {err.message}"
 
 
+async def _execute(
+    activity: str,
+    arg: Any,
+    result_type: type[T],
+    limits: Budget,
+    policy: Policy,
+) -> T:
+    result: T = await workflow.execute_activity(
+        activity,
+        arg,
+        task_queue=limits.task_queue,
+        result_type=result_type,
+        schedule_to_start_timeout=timedelta(seconds=limits.schedule_to_start_s),
+        start_to_close_timeout=timedelta(seconds=limits.start_to_close_s),
+        heartbeat_timeout=timedelta(seconds=policy.agent_heartbeat_timeout_s),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=limits.max_attempts,
+            non_retryable_error_types=AGENT_NON_RETRYABLE,
+        ),
+    )
+    return result
+
+
+def _failed(activity: str, tier: ModelTier, err: ActivityError, calls: list[AgentCall]) -> str:
+    reason = describe_failure(err)
+    workflow.logger.warning("agent %s on %s failed: %s", activity, tier.value, reason)
+    calls.append(AgentCall(activity=activity, tier=tier, ok=False, error=reason))
+    return reason
+
+
 async def call_agent(
     activity: str,
     arg: Any,
@@ -108,29 +141,12 @@ async def call_agent(
     workflow owns the decision. Exhausted retries of transient errors route the same way.
     """
     for tier in TIERS[TIERS.index(first_tier) :]:
-        limits = budget(tier, policy)
         try:
-            result: T = await workflow.execute_activity(
-                activity,
-                arg,
-                task_queue=limits.task_queue,
-                result_type=result_type,
-                schedule_to_start_timeout=timedelta(seconds=limits.schedule_to_start_s),
-                start_to_close_timeout=timedelta(seconds=limits.start_to_close_s),
-                heartbeat_timeout=timedelta(seconds=policy.agent_heartbeat_timeout_s),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    maximum_interval=timedelta(seconds=10),
-                    maximum_attempts=limits.max_attempts,
-                    non_retryable_error_types=AGENT_NON_RETRYABLE,
-                ),
-            )
+            result = await _execute(activity, arg, result_type, budget(tier, policy), policy)
         except ActivityError as err:
             if is_cancel(err):
                 raise
-            reason = describe_failure(err)
-            workflow.logger.warning("agent %s on %s failed: %s", activity, tier.value, reason)
-            calls.append(AgentCall(activity=activity, tier=tier, ok=False, error=reason))
+            _failed(activity, tier, err, calls)
             if (
                 tier == ModelTier.PRIMARY
                 and isinstance(err.cause, TemporalTimeoutError)
@@ -144,3 +160,26 @@ async def call_agent(
         calls.append(AgentCall(activity=activity, tier=tier, ok=True))
         return result
     return None
+
+
+async def ask_primary(
+    activity: str,
+    arg: Any,
+    result_type: type[T],
+    *,
+    schedule_to_start_s: float,
+    policy: Policy,
+    calls: list[AgentCall],
+) -> T | None:
+    """The primary alone, with its own schedule-to-start budget; None when it did not answer
+    (no fallback: the caller already holds the fallback's answer). Recorded in ``calls``."""
+    limits = budget(ModelTier.PRIMARY, policy)._replace(schedule_to_start_s=schedule_to_start_s)
+    try:
+        result = await _execute(activity, arg, result_type, limits, policy)
+    except ActivityError as err:
+        if is_cancel(err):
+            raise
+        _failed(activity, ModelTier.PRIMARY, err, calls)
+        return None
+    calls.append(AgentCall(activity=activity, tier=ModelTier.PRIMARY, ok=True))
+    return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["PATCH_CLASSIFICATION_MEMO", "PATCH_ROBUST_ENDS"]
+__all__ = ["PATCH_CLASSIFICATION_MEMO", "PATCH_PRIMARY_RECHECK", "PATCH_ROBUST_ENDS"]
 
 # v2: after classify, the classification is upserted into the memo.
 PATCH_CLASSIFICATION_MEMO: Final = "classification-memo"
@@ -17,3 +17,7 @@ PATCH_CLASSIFICATION_MEMO: Final = "classification-memo"
 # ending the workflow; input the primary refuses as non-retryable escalates without the fallback;
 # a non-retryable reply failure no longer fails the ticket. v1/v2 histories keep their behaviour.
 PATCH_ROBUST_ENDS: Final = "v3-robust-ends"
+# v4: a fallback answer that looks auto-approvable is asked of the primary again (with the budget
+# Policy.primary_recheck_schedule_to_start_s) before a human sees it; the primary's answer, if it
+# comes in time, decides. Only tickets whose answer came from the fallback carry the marker.
+PATCH_PRIMARY_RECHECK: Final = "v4-primary-recheck"

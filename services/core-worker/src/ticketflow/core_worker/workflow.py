@@ -22,7 +22,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from ticketflow.contracts import names
     from ticketflow.contracts.models import (
-        ActionKind,
         Classification,
         ClassifyInput,
         DecideInput,
@@ -48,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
 
     from .decision_auth import VERIFY_DECISION
 
+from ._decision import auto_approvable, needs_refund, recheck_on_primary
 from ._routing import call_agent, describe_failure, is_cancel
 from .patches import PATCH_CLASSIFICATION_MEMO, PATCH_ROBUST_ENDS
 
@@ -75,22 +75,6 @@ ESCALATION_REPLY = (
 )
 
 _SIDE_EFFECT_NON_RETRYABLE = ["LedgerConflict", "InvalidSideEffectInput"]
-
-
-def needs_refund(c: Classification | None) -> bool:
-    return c is not None and c.action == ActionKind.REFUND and (c.refund_cents or 0) > 0
-
-
-def auto_approvable(c: Classification, draft: Draft, policy: Policy) -> bool:
-    """Low risk, confident, and answered by the primary model.
-
-    A fallback answer always needs a human.
-    """
-    if c.tier != ModelTier.PRIMARY or draft.tier != ModelTier.PRIMARY:
-        return False
-    if c.confidence < policy.confidence_threshold:
-        return False
-    return not needs_refund(c) or (c.refund_cents or 0) <= policy.auto_approve_limit_cents
 
 
 @workflow.defn(name=names.TICKET_WORKFLOW)
@@ -167,6 +151,16 @@ class TicketWorkflow:
         if draft is None:
             return self._mark_escalated("agent could not draft a reply within its budget")
         facts.draft = draft
+        # A fallback answer never auto-approves; one that looks auto-approvable is asked of the
+        # primary again first, so a congested primary does not flood the approval queue.
+        rechecked = await recheck_on_primary(
+            facts.ticket, classification, draft, self._policy, facts.agent_calls
+        )
+        if rechecked is not None:
+            if rechecked[0] is not classification:
+                self._publish_classification(rechecked[0])
+            classification, draft = rechecked
+            facts.classification, facts.draft = classification, draft
 
         if auto_approvable(classification, draft, self._policy):
             facts.decision = Decision(

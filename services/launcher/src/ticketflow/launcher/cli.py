@@ -50,6 +50,10 @@ environment (all optional):
   TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  the projection's gRPC read API
   TICKETFLOW_APPROVER_TOKENS     name:token,...   unset: a dev token is made and kept in
                                                   <data dir>/approver-token (not printed)
+  TICKETFLOW_VIEWER_TOKENS       name:token,...   set: reads need a viewer's or an approver's
+                                                  token; unset: reads are open (dev default)
+  TICKETFLOW_READMODEL_TOKEN     token            api -> projection; unset: one is made for
+                                                  each run (given to those two only)
   TICKETFLOW_LOG_LEVEL           INFO             the launcher's and the services' log level
 Every other TICKETFLOW_* variable (policy, agent knobs) passes through to the services.
 Two stacks can run side by side with different ports and data dirs.

@@ -55,6 +55,11 @@ class LauncherSettings(ServiceSettings):
     # Only whether either is set matters here (the services read them): unset, a dev key is made.
     decision_keys: SecretStr | None = None
     decision_keys_file: Path | None = None
+    # Only whether they are set matters here (the api and the projection read them): without
+    # TICKETFLOW_VIEWER_TOKENS reads stay open; without TICKETFLOW_READMODEL_TOKEN a token is made
+    # for each run and given to the api and the projection only.
+    viewer_tokens: SecretStr | None = None
+    readmodel_token: SecretStr | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class StackConfig:
     external_temporal: str | None  # an address when not starting the dev server
     approver_tokens_given: bool  # False: `ticketflow up` makes a dev token
     decision_keys_given: bool = False  # False: `ticketflow up` makes a dev decision key
+    viewer_tokens_given: bool = False  # False: reads are open (the dev default)
+    readmodel_token_given: bool = False  # False: `ticketflow up` makes one for this run
 
     @property
     def temporal_address(self) -> str:
@@ -134,7 +141,13 @@ def stack_config(settings: LauncherSettings, options: UpOptions) -> StackConfig:
         approver_tokens_given=tokens is not None and bool(tokens.get_secret_value().strip()),
         decision_keys_given=settings.decision_keys_file is not None
         or (settings.decision_keys is not None and bool(settings.decision_keys.get_secret_value())),
+        viewer_tokens_given=_given(settings.viewer_tokens),
+        readmodel_token_given=_given(settings.readmodel_token),
     )
+
+
+def _given(secret: SecretStr | None) -> bool:
+    return secret is not None and bool(secret.get_secret_value().strip())
 
 
 def check_ports(config: StackConfig) -> None:

@@ -95,10 +95,12 @@ def service_children(
     *,
     since_epoch_s: float,
     api_env: Mapping[str, str],
+    projection_env: Mapping[str, str] | None = None,
 ) -> list[ChildSpec]:
     """The four services. Workers are ready when Temporal sees them poll (only pollers seen since
     ``since_epoch_s``: a dev server we start knows no older ones, and with an external server this
-    ignores workers of an earlier run); the api also needs ``api_env`` (a dev token)."""
+    ignores workers of an earlier run); the api also gets ``api_env`` (a dev token), the
+    projection ``projection_env`` (the read-model token, which the api_env carries too)."""
     http, grpc = config.http_port, config.grpc_port
     return [
         ChildSpec(
@@ -123,7 +125,7 @@ def service_children(
         ChildSpec(
             "projection",
             commands["projection"],
-            env=env,
+            env={**env, **(projection_env or {})},
             umask=PRIVATE_UMASK,
             ready=all_of(
                 lambda: tcp_open(config.projection_host, config.projection_port),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shlex
 import sys
 import time
@@ -105,6 +106,7 @@ class Launch:
         self.env = env
         self.approver_note, self.api_env = self._approver_tokens()
         self.decisions_note, self.decision_env = self._decision_keys()
+        self.readmodel_env = self._readmodel_token()
         self.pollers = TemporalPollers(config.temporal_address, config.namespace)
         self.started_at, self.started_wall = time.monotonic(), time.time()
 
@@ -129,6 +131,14 @@ class Launch:
         note = f"dev key {key_id}  ({'new, ' if created else ''}kept in {path})"
         return note, {"TICKETFLOW_DECISION_KEYS_FILE": str(path)}
 
+    def _readmodel_token(self) -> dict[str, str]:
+        """The api's and the projection's extra environment: without TICKETFLOW_READMODEL_TOKEN, a
+        fresh token for this run (both start and stop with it, so nothing is kept), so that only
+        the api reads through the projection's port. Never printed."""
+        if self.config.readmodel_token_given:
+            return {}
+        return {"TICKETFLOW_READMODEL_TOKEN": secrets.token_urlsafe(32)}
+
     def stages(self) -> list[Stage]:
         stages: list[Stage] = []
         if self.temporal is not None:
@@ -140,7 +150,8 @@ class Launch:
             {**service_env(self.config, self.env), **self.decision_env},
             self.pollers,
             since_epoch_s=self.started_wall,
-            api_env=self.api_env,
+            api_env={**self.api_env, **self.readmodel_env},
+            projection_env=self.readmodel_env,
         )
         return [*stages, self.register_search_attributes, services, self.print_banner]
 
@@ -187,11 +198,25 @@ def banner(
         f"ticketflow is up ({took_s:.1f}s). Ctrl-C stops everything.",
         f"  HTTP API      {http}   docs: {http}/docs",
         f"  gRPC API      127.0.0.1:{config.grpc_port}   ticketflow.v1.TicketService",
-        f"  Projection    {config.projection_address}   read model gRPC",
+        f"  Projection    {config.projection_address}   read model gRPC, for the api only "
+        f"({_readmodel_note(config)})",
         f"  Temporal      {config.temporal_address}   namespace {config.namespace} ({temporal_note})",
         f"  Temporal UI   {ui}",
         f"  Data dir      {config.data_dir}",
         f"  Approver      {approver_note}",
+        f"  Reads         {_reads_note(config)}",
         *([f"  Decisions     signed with {decisions_note}"] if decisions_note else []),
         "",
     ]
+
+
+def _readmodel_note(config: StackConfig) -> str:
+    if config.readmodel_token_given:
+        return "token from TICKETFLOW_READMODEL_TOKEN"
+    return "a token made for this run"
+
+
+def _reads_note(config: StackConfig) -> str:
+    if config.viewer_tokens_given:
+        return "need a viewer's or an approver's token (TICKETFLOW_VIEWER_TOKENS)"
+    return "open to anyone on this host (set TICKETFLOW_VIEWER_TOKENS to require a token)"

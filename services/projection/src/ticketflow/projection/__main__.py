@@ -33,6 +33,9 @@ ENV_HELP = """environment (all optional):
   TICKETFLOW_NAMESPACE           default          Temporal namespace
   TICKETFLOW_DATA_DIR            ./var            holds readmodel.db
   TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  where the gRPC read API listens
+  TICKETFLOW_READMODEL_TOKEN     (unset)          set: every read call needs the metadata
+                                                  'authorization: Bearer <token>' (the api sends
+                                                  its own TICKETFLOW_READMODEL_TOKEN); unset: open
   TICKETFLOW_PROJECTION_MAX_CONCURRENT_ACTIVITIES  8  activity slots (SQLite writers)
   TICKETFLOW_LOG_LEVEL           INFO             DEBUG, INFO, WARNING, ERROR or CRITICAL
 """

@@ -9,11 +9,18 @@ request.
 Requests arrive as raw bytes and are parsed here (`add_read_model_service`), so an undecodable
 message is INVALID_ARGUMENT with a message and one log line, not the UNKNOWN (with the exception
 class and a traceback per call) grpc answers when its own deserializer raises.
+
+With a read-model token (`TICKETFLOW_READMODEL_TOKEN`), every ReadModelService call needs the
+metadata `authorization: Bearer <token>`, checked before the request is parsed and in constant
+time, else UNAUTHENTICATED; health checking and reflection need none (docs/architecture.md, "Who
+may read what"). Neither the token nor a presented one is ever logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import sqlite3
@@ -39,6 +46,7 @@ __all__ = [
     "SERVICE_NAME",
     "ReadApiServer",
     "ReadModelServicer",
+    "TokenCheck",
     "add_read_model_service",
 ]
 
@@ -185,10 +193,51 @@ async def _abort(
 _Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
 
 
-def _decoding(method: str, request_type: type[Message], handler: _Handler) -> _Handler:
-    """``handler`` taking the request's wire bytes: undecodable ones are INVALID_ARGUMENT."""
+class TokenCheck:
+    """The read-model token, compared in constant time (both sides hashed to one length first)."""
+
+    def __init__(self, token: str) -> None:
+        self._digest = _digest(token)
+
+    def allows(self, context: grpc.aio.ServicerContext) -> bool:
+        presented = _bearer(context)
+        # Hash even when nothing was presented: the answer takes as long either way.
+        return hmac.compare_digest(self._digest, _digest(presented or "")) and bool(presented)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def _bearer(context: grpc.aio.ServicerContext) -> str | None:
+    """The token of the call's ``authorization: Bearer <token>`` metadata, or None."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.strip().partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+_UNAUTHENTICATED = (
+    "this read API needs the read-model token (TICKETFLOW_READMODEL_TOKEN): send the metadata "
+    "'authorization: Bearer <token>'"
+)
+
+
+def _decoding(
+    method: str, request_type: type[Message], handler: _Handler, check: TokenCheck | None
+) -> _Handler:
+    """``handler`` taking the request's wire bytes: without the token (when ``check`` is set) the
+    call is UNAUTHENTICATED, before parsing; undecodable bytes are INVALID_ARGUMENT."""
 
     async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+        if check is not None and not check.allows(context):
+            # One line with where the call came from; never a token, never the request.
+            log.warning(
+                "refused a %s call without the read-model token from %s", method, context.peer()
+            )
+            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
         try:
             request = request_type.FromString(raw)
         except DecodeError as err:
@@ -202,16 +251,20 @@ def _decoding(method: str, request_type: type[Message], handler: _Handler) -> _H
     return call
 
 
-def add_read_model_service(servicer: ReadModelServicer, server: grpc.aio.Server) -> None:
+def add_read_model_service(
+    servicer: ReadModelServicer, server: grpc.aio.Server, token: str | None = None
+) -> None:
     """Register every RPC of ReadModelService like the generated
-    `add_ReadModelServiceServicer_to_server`, but with raw-bytes requests parsed by `_decoding`."""
+    `add_ReadModelServiceServicer_to_server`, but with raw-bytes requests parsed by `_decoding`;
+    with a `token`, every call must carry it."""
+    check = TokenCheck(token) if token else None
     service = readmodel_pb2.DESCRIPTOR.services_by_name["ReadModelService"]
     handlers = {}
     for method in service.methods:
         request_type = getattr(readmodel_pb2, method.input_type.name)
         response_type = getattr(readmodel_pb2, method.output_type.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _decoding(method.name, request_type, getattr(servicer, method.name)),
+            _decoding(method.name, request_type, getattr(servicer, method.name), check),
             request_deserializer=None,
             response_serializer=response_type.SerializeToString,
         )
@@ -222,12 +275,13 @@ def add_read_model_service(servicer: ReadModelServicer, server: grpc.aio.Server)
 class ReadApiServer:
     """The grpc.aio server: ReadModelService, gRPC health checking, server reflection."""
 
-    def __init__(self, store: ReadModelStore, address: str) -> None:
+    def __init__(self, store: ReadModelStore, address: str, *, token: str | None = None) -> None:
         self.address = address
+        self.needs_token = bool(token)
         self.port: int | None = None
         self._server = grpc.aio.server()
         self._health = health.aio.HealthServicer()
-        add_read_model_service(ReadModelServicer(store), self._server)
+        add_read_model_service(ReadModelServicer(store), self._server, token)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server

@@ -40,13 +40,22 @@ _MAX_RESTART_BACKOFF_S = 5.0
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then stop gracefully (see the module docstring)."""
     store = ReadModelStore(settings.readmodel_path)
-    api = ReadApiServer(store, settings.projection_address)
+    token = settings.readmodel_token.get_secret_value() or None
+    api = ReadApiServer(store, settings.projection_address, token=token)
     await api.start()
     print(
         f"projection {VERSION}: gRPC read API on {api.bound_address}; "
         f"read model {settings.readmodel_path}",
         flush=True,
     )
+    if api.needs_token:
+        print("projection: the read API needs the read-model token", flush=True)
+    else:
+        print(
+            "projection: WARNING: the read API is open to anyone who reaches "
+            f"{api.bound_address} (set TICKETFLOW_READMODEL_TOKEN on the projection and the api)",
+            flush=True,
+        )
     with ThreadPoolExecutor(
         max_workers=settings.projection_max_concurrent_activities,
         thread_name_prefix="record-outcome",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from ticketflow.runtime import ServiceSettings
 
-__all__ = ["Settings"]
+__all__ = ["READMODEL_TOKEN_MIN_CHARS", "Settings"]
+
+# A machine secret (no human types it): long enough not to be guessed.
+READMODEL_TOKEN_MIN_CHARS = 16
 
 
 class Settings(ServiceSettings):
@@ -16,8 +19,24 @@ class Settings(ServiceSettings):
 
     data_dir: Path = Path("./var")
     # Not parsed as host:port: port 0 (any free port) is allowed here, and grpc checks the rest.
+    # Loopback by default: only the api is expected to call the read API (docs/architecture.md,
+    # "Who may read what"); a deployment that puts the api elsewhere also sets the token below.
     projection_address: str = "127.0.0.1:50052"
+    # Set: every ReadModelService call needs `authorization: Bearer <token>` (the api sends its
+    # TICKETFLOW_READMODEL_TOKEN), else UNAUTHENTICATED; health and reflection stay open.
+    readmodel_token: SecretStr = SecretStr("")
     projection_max_concurrent_activities: int = Field(8, ge=1, le=256)
+
+    @field_validator("readmodel_token")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value()
+        if token and (len(token) < READMODEL_TOKEN_MIN_CHARS or any(c.isspace() for c in token)):
+            raise ValueError(
+                f"must be at least {READMODEL_TOKEN_MIN_CHARS} characters without whitespace "
+                "(`openssl rand -hex 32` makes one), the same on the api and the projection"
+            )
+        return value
 
     @property
     def readmodel_path(self) -> Path:
