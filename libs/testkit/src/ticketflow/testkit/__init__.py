@@ -4,14 +4,16 @@ Every package's tests take shared helpers from here, never from another service 
 ``free_port``; ``eventually`` / ``eventually_async`` (poll with a deadline); real Temporal servers
 (``DevServer``, ``start_dev_env``, ``start_time_skipping_env``); ``WorkerFleet`` (in-process
 workers, ready once Temporal sees them poll); ``ServiceProcess`` (a console script as a real
-process); ticket factories; the fake agent. The pytest plugin (``ticketflow.testkit.plugin``)
-adds the ``dev_env``, ``time_env``, ``worker_fleet`` and ``service_process`` fixtures.
+process); ``PostgresServer`` (a real PostgreSQL on loopback); ticket factories; the fake agent.
+The pytest plugin (``ticketflow.testkit.plugin``) adds the ``dev_env``, ``time_env``,
+``worker_fleet``, ``service_process``, ``postgres_server`` and ``postgres_url`` fixtures.
 """
 
 from .agents import FALLBACK_CONFIDENCE, RecordedOutcomes, fake_agent
 from .fleet import WorkerFleet, wait_polling, wait_until_polling
 from .polling import eventually, eventually_async
 from .ports import free_port
+from .postgres import PostgresServer
 from .processes import ServiceProcess, console_script
 from .servers import (
     DevServer,
@@ -27,6 +29,7 @@ __all__ = [
     "FALLBACK_CONFIDENCE",
     "TEST_DECISION_KEYS",
     "DevServer",
+    "PostgresServer",
     "RecordedOutcomes",
     "ServiceProcess",
     "WorkerFleet",

@@ -5,7 +5,9 @@
 - ``time_env``: a fresh time-skipping server per test;
 - ``worker_fleet``: a ``WorkerFleet`` factory whose workers are stopped after the test;
 - ``service_process``: ``start(argv, env)`` runs a ``ServiceProcess`` (log under the test's
-  tmp_path), killed after the test if it still runs.
+  tmp_path), killed after the test if it still runs;
+- ``postgres_server`` (session): a real PostgreSQL server on 127.0.0.1, shared by a package's
+  tests; ``postgres_url``: a fresh empty database on it per test (dropped afterwards).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from .fleet import WorkerFleet
+from .postgres import PostgresServer
 from .processes import ServiceProcess
 from .servers import start_dev_env, start_time_skipping_env, stop_env
 
@@ -69,3 +72,17 @@ def service_process(
     yield start
     for process in started:
         process.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    url = postgres_server.create_database()
+    yield url
+    if postgres_server.pid is not None:  # a test may have stopped or killed it
+        postgres_server.drop_database(url)
