@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import (
     RetryCallState,
@@ -54,6 +54,9 @@ EXIT_UNAVAILABLE = 5  # 503 or no answer (refused connection, timeout) after the
 OUTCOME_UNKNOWN = "decision_outcome_unknown"
 # 503s that no retry can fix: the deployment is wrong (no decision key, Temporal refuses).
 _NOT_RETRIED = frozenset({"decisions_not_configured", "temporal_refused"})
+# Above the api's own wait for a decision (TICKETFLOW_DECIDE_TIMEOUT_S, 10 s), so its 503 comes
+# first; a longer one is still safe: no answer in time is retried as "may have been applied".
+REQUEST_TIMEOUT_S = 30.0
 _MAX_WAIT_S = 10.0  # one wait at most, whatever Retry-After says (the total is bounded anyway)
 
 
@@ -69,7 +72,6 @@ class CliSettings(BaseSettings):
     token: SecretStr | None = None
     token_file: Path | None = None
     data_dir: Path = Path("var")
-    request_timeout_s: float = Field(30.0, gt=0)
 
     @field_validator("api_url")
     @classmethod
@@ -157,7 +159,7 @@ class ApiClient:
         token: str | None,
         *,
         retries: Retries = Retries(),
-        timeout_s: float = 30.0,
+        timeout_s: float = REQUEST_TIMEOUT_S,
         progress: TextIO | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -130,7 +130,6 @@ def run_tickets(args: argparse.Namespace) -> int:
         settings.api_url,
         token,
         retries=Retries(tries=args.tries, total_s=args.retry_for),
-        timeout_s=settings.request_timeout_s,
     )
     try:
         _ACTIONS[args.action](client, args)
