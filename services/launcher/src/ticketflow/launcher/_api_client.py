@@ -216,7 +216,14 @@ class ApiClient:
             failure = ApiFailure(EXIT_UNAVAILABLE, f"no answer from the api ({what}: {err})")
             raise _Retryable(failure, retry_after=None, maybe_applied=decision) from err
         if response.is_success:
-            return dict(response.json())
+            try:
+                return dict(response.json())
+            except (ValueError, TypeError):
+                raise ApiFailure(
+                    EXIT_REFUSED,
+                    f"the answer from {self._base_url} is not the api's JSON: is --api / "
+                    "TICKETFLOW_API_URL the ticketflow api's address?",
+                ) from None
         code, message = _error_of(response)
         status = response.status_code
         if status == 503:
