@@ -1,9 +1,10 @@
 """The `ticketflow` command line: its help, its settings and options, and its exit codes.
 
-Exit codes: 0 after a requested stop (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT); ``EXIT_FAILED`` (1) when
-a process died, did not become ready or a start step failed; ``EXIT_BAD_SETTINGS`` (2) when
-nothing was started because a setting, an option, the data dir or a port was wrong (the message
-says what to change).
+`ticketflow tickets ...` (the operator CLI over the api) is ``tickets_cli``; its exit codes are in
+its help. `ticketflow up`'s exit codes: 0 after a requested stop (Ctrl-C, SIGTERM, SIGHUP,
+SIGQUIT); ``EXIT_FAILED`` (1) when a process died, did not become ready or a start step failed;
+``EXIT_BAD_SETTINGS`` (2) when nothing was started because a setting, an option, the data dir or
+a port was wrong (the message says what to change).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ticketflow.runtime import (
 )
 
 from .config import LauncherSettings, UpOptions, UsageError
+from .tickets_cli import add_tickets_parser, run_tickets
 from .up import up
 
 __all__ = ["EXIT_BAD_SETTINGS", "EXIT_FAILED", "EXIT_OK", "PROG", "build_parser", "main"]
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="ticketflow: support tickets resolved by an AI agent, risky ones approved by "
-        "a human, on Temporal. `ticketflow up` runs the whole system on this machine.",
+        "a human, on Temporal. `ticketflow up` runs the whole system on this machine; "
+        "`ticketflow tickets` lists, shows, approves and rejects tickets through its api.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -115,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the services' console scripts are (default: next to this Python)",
     )
+    add_tickets_parser(commands)
     return parser
 
 
@@ -137,6 +141,8 @@ def load_launcher_settings(args: argparse.Namespace) -> LauncherSettings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "tickets":
+        return run_tickets(args)
     settings = load_launcher_settings(args)
     setup_logging(settings.log_level)
     try:
