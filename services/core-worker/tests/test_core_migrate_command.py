@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from ticketflow.core_worker.__main__ import main
+from ticketflow.core_worker.settings import Settings
 from ticketflow.testkit import ServiceProcess, console_script, free_port
 
 BINARY = console_script("ticketflow-core-worker")
@@ -130,3 +131,24 @@ def test_sqlite_migrates_at_start_unless_told_not_to(run: Run, tmp_path: Path) -
     assert f"migrated the ledger at sqlite:///{tmp_path}/ledger.db" in worker.output()
     worker.signal()
     assert worker.wait() == 0, worker.output()
+
+
+@pytest.mark.parametrize(
+    ("url", "flag", "migrates"),
+    [
+        ("", None, True),
+        ("sqlite:///other.db", "false", False),
+        ("postgresql://u@127.0.0.1:5432/tf", None, False),
+        ("postgresql://u@127.0.0.1:5432/tf", "true", True),
+    ],
+)
+def test_the_default_store_and_who_migrates_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, flag: str | None, migrates: bool
+) -> None:
+    monkeypatch.setenv("TICKETFLOW_LEDGER_URL", url)
+    if flag is not None:
+        monkeypatch.setenv("TICKETFLOW_MIGRATE_ON_START", flag)
+    settings = Settings()
+    assert settings.ledger_migrates_on_start is migrates
+    if not url:  # the file the ledger has always lived in
+        assert settings.ledger_store_url.sqlite_path == tmp_path / "ledger.db"
