@@ -39,7 +39,9 @@ def migrate(store: LedgerStore) -> str:
 def open_for_worker(settings: Settings) -> tuple[LedgerStore, str]:
     """The store with its schema at head, and a line saying so; raises ServiceError if it is
     unreachable or behind and not allowed to migrate (``TICKETFLOW_MIGRATE_ON_START``)."""
-    store = LedgerStore(settings.ledger_store_url)
+    store = LedgerStore(
+        settings.ledger_store_url, connections=settings.core_max_concurrent_activities
+    )
     try:
         if settings.ledger_migrates_on_start:
             return store, migrate(store)

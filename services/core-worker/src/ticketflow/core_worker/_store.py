@@ -77,9 +77,11 @@ def now_iso() -> str:
 class LedgerStore:
     """The ledger's database: one engine, shared by the refund ledger and the reply outbox."""
 
-    def __init__(self, url: StoreUrl) -> None:
+    def __init__(self, url: StoreUrl, *, connections: int = 5) -> None:
+        """``connections``: the PostgreSQL pool's size, one per activity slot that may use it at
+        once (more would only wait for a connection, past its timeout a retryable failure)."""
         self.url = url
-        self.engine: Engine = open_engine(url)
+        self.engine: Engine = open_engine(url, pool_size=connections, max_overflow=0)
 
     @classmethod
     def sqlite_file(cls, path: Path | str) -> LedgerStore:
