@@ -8,10 +8,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import text
 from temporalio.client import Client, WorkflowHandle
 from ticketflow.contracts import names
 from ticketflow.contracts.decision_signing import DecisionKey, sign_decision
 from ticketflow.contracts.models import DecideInput, TicketInput, TicketOutcome, TicketState
+from ticketflow.core_worker._store import LedgerStore
 from ticketflow.testkit import RecordedOutcomes, eventually_async
 
 Handle = WorkflowHandle[Any, TicketOutcome]
@@ -43,10 +46,27 @@ async def state_when(
     return await eventually_async(check, timeout=30, what=what)
 
 
-def count(ledger_path: Path, sql: str, *args: object) -> int:
-    """One number from ``ledger.db``, read the way ops read it: plain SQL on the file."""
-    with closing(sqlite3.connect(ledger_path)) as conn:
-        return int(conn.execute(sql, args).fetchone()[0])
+# A module whose tests take the ``ledger_url`` fixture (through ``refund_ledger``, ``outbox`` or
+# ``ledger_store``) runs each of them on SQLite and on a real PostgreSQL.
+BOTH_BACKENDS = pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def rows(where: Path | LedgerStore, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of the ledger store, read the way ops read it: plain SQL (``?`` placeholders) on the
+    SQLite file, or on the PostgreSQL database through the store's engine."""
+    if isinstance(where, Path):
+        with closing(sqlite3.connect(where)) as conn:
+            return conn.execute(sql, args).fetchall()
+    parts = sql.split("?")
+    named = "".join(f"{part}:p{i}" for i, part in enumerate(parts[:-1])) + parts[-1]
+    with where.engine.connect() as conn:
+        result = conn.execute(text(named), {f"p{i}": arg for i, arg in enumerate(args)})
+        return [tuple(row) for row in result]
+
+
+def count(where: Path | LedgerStore, sql: str, *args: object) -> int:
+    """One number from the ledger store (see ``rows``)."""
+    return int(rows(where, sql, *args)[0][0])
 
 
 # The decision keys the test core worker verifies with (conftest ``start_workers``): the current

@@ -1,12 +1,14 @@
-"""Fixtures of core-worker's tests: the refund ledger and reply outbox in a temp ``ledger.db``, and
-the ticket workflow's workers (real core worker, fake agent and projection) on a Temporal server.
+"""Fixtures of core-worker's tests: the refund ledger and reply outbox in a temp ``ledger.db`` (or,
+for modules that ask with ``BOTH_BACKENDS``, also in a fresh database of a real PostgreSQL on
+127.0.0.1), and the ticket workflow's workers (real core worker, fake agent and projection) on a
+Temporal server.
 
 The servers (``dev_env``, ``time_env``) and ``worker_fleet`` come from the testkit's plugin.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,14 @@ from temporalio.testing import WorkflowEnvironment
 from ticketflow.contracts import names
 from ticketflow.contracts.decision_signing import DecisionKey, DecisionVerifier
 from ticketflow.contracts.models import ModelTier
+from ticketflow.core_worker._store import LedgerStore
 from ticketflow.core_worker.activities import SideEffectActivities
 from ticketflow.core_worker.decision_auth import DecisionAuth
 from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
-from ticketflow.testkit import RecordedOutcomes, WorkerFleet, fake_agent
+from ticketflow.storage import StoreUrl, parse_store_url
+from ticketflow.testkit import PostgresServer, RecordedOutcomes, WorkerFleet, fake_agent
 
 from ._tickets import TEST_KEYS, StartWorkers
 
@@ -32,13 +36,32 @@ def ledger_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def refund_ledger(ledger_path: Path) -> RefundLedger:
-    return RefundLedger(ledger_path)
+def ledger_url(request: pytest.FixtureRequest, ledger_path: Path) -> StoreUrl:
+    """The ledger store's URL: ``ledger_path`` unless the module runs on ``BOTH_BACKENDS``."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return parse_store_url(f"sqlite:///{ledger_path}", data_dir=ledger_path.parent)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return parse_store_url(server.create_database(), data_dir=ledger_path.parent)
 
 
 @pytest.fixture
-def outbox(ledger_path: Path) -> ReplyOutbox:
-    return ReplyOutbox(ledger_path)
+def ledger_store(ledger_url: StoreUrl) -> Iterator[LedgerStore]:
+    """The store migrated to head, its engine shared by the ledger and the outbox (as in the
+    worker)."""
+    store = LedgerStore(ledger_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def refund_ledger(ledger_store: LedgerStore) -> RefundLedger:
+    return RefundLedger(ledger_store)
+
+
+@pytest.fixture
+def outbox(ledger_store: LedgerStore) -> ReplyOutbox:
+    return ReplyOutbox(ledger_store)
 
 
 @pytest.fixture

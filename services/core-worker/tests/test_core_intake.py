@@ -20,12 +20,13 @@ from ticketflow.contracts.models import (
     TicketStatus,
 )
 from ticketflow.contracts.search_attributes import TICKET_STATUS
+from ticketflow.core_worker._store import LedgerStore
 from ticketflow.core_worker.activities import SideEffectActivities
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.patches import PATCH_INTAKE_CHECK
 from ticketflow.testkit import ticket_input
 
-from ._tickets import Handle, StartWorkers, count, start_ticket
+from ._tickets import BOTH_BACKENDS, Handle, StartWorkers, count, start_ticket
 
 # The replies table as the outbox created it before it kept content fingerprints.
 OLD_REPLIES = """
@@ -76,6 +77,7 @@ def test_an_old_outbox_file_gains_the_fingerprint_column_in_place(ledger_path: P
     assert outbox.earlier_reply("never") is None
 
 
+@BOTH_BACKENDS
 def test_check_intake_answers_from_the_reply_outbox(
     side_effects: SideEffectActivities, outbox: ReplyOutbox
 ) -> None:
@@ -92,8 +94,9 @@ def test_check_intake_answers_from_the_reply_outbox(
     assert other.earlier_run is not None and other.earlier_run.same_content is False
 
 
+@BOTH_BACKENDS
 async def test_a_flagged_new_ticket_checks_first_then_runs_as_usual(
-    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_store: LedgerStore
 ) -> None:
     await start_workers(dev_env)
     inp = flagged(ticket_input())
@@ -104,8 +107,8 @@ async def test_a_flagged_new_ticket_checks_first_then_runs_as_usual(
     assert PATCH_INTAKE_CHECK in await markers(handle)
     # The reply keeps the ticket's fingerprint, for the next check of this id.
     tid, sha = inp.ticket.ticket_id, inp.ticket.content_sha256()
-    assert count(ledger_path, "SELECT count(*) FROM replies WHERE content_sha256=?", sha) == 1
-    assert count(ledger_path, "SELECT count(*) FROM replies WHERE ticket_id=?", tid) == 1
+    assert count(ledger_store, "SELECT count(*) FROM replies WHERE content_sha256=?", sha) == 1
+    assert count(ledger_store, "SELECT count(*) FROM replies WHERE ticket_id=?", tid) == 1
 
 
 async def test_an_unflagged_ticket_has_no_extra_step(
@@ -118,8 +121,9 @@ async def test_an_unflagged_ticket_has_no_extra_step(
     assert PATCH_INTAKE_CHECK not in await markers(handle)
 
 
+@BOTH_BACKENDS
 async def test_a_flagged_run_of_a_finished_ticket_ends_as_a_duplicate(
-    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
+    dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_store: LedgerStore
 ) -> None:
     # The first run pays and replies; its history then "leaves Temporal": the next run of the id
     # (allowed here by the default reuse policy) stands for a start after `workflow delete`.
@@ -152,7 +156,7 @@ async def test_a_flagged_run_of_a_finished_ticket_ends_as_a_duplicate(
         desc = await handle.describe()
         assert desc.typed_search_attributes.get(TICKET_STATUS) == "RESOLVED"
 
-    assert count(ledger_path, "SELECT count(*) FROM refund_attempts WHERE ticket_id=?", tid) == 1
-    assert count(ledger_path, "SELECT count(*) FROM reply_attempts WHERE ticket_id=?", tid) == 1
+    assert count(ledger_store, "SELECT count(*) FROM refund_attempts WHERE ticket_id=?", tid) == 1
+    assert count(ledger_store, "SELECT count(*) FROM reply_attempts WHERE ticket_id=?", tid) == 1
     assert [o.ticket_id for o in projected.outcomes] == [tid]
     assert first.reply and first.reply.kind == ReplyKind.RESOLUTION

@@ -73,6 +73,7 @@ async def test_polls_the_core_queue_then_stops_gracefully_on_sigterm(
         alive=alive,
     )
     assert f"polling task queue {names.CORE_QUEUE!r}" in core.output()
+    assert "; ledger sqlite:///" in core.output()  # the store it writes to, shown
     # No keys: it runs (auto-approved tickets resolve) but says every human decision is refused.
     assert "no decision keys" in core.output()
     core.proc.send_signal(signal.SIGTERM)

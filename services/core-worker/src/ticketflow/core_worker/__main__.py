@@ -1,15 +1,43 @@
 """``ticketflow-core-worker``: runs the ticket workflow and the side-effect activities until
-SIGTERM/SIGINT (a second signal stops it without waiting)."""
+SIGTERM/SIGINT (a second signal stops it without waiting); ``ticketflow-core-worker migrate``
+brings the ledger store's schema to this release and exits."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from typing import NoReturn
 
-from ticketflow.runtime import load_settings, run_service, setup_logging
+from ticketflow.runtime import EXIT_FAILED, ServiceError, load_settings, run_service, setup_logging
 
+from ._open import migrate
+from ._store import LedgerStore
 from .settings import Settings
 from .worker import DIST_NAME, VERSION, serve
+
+EPILOG = """\
+storage settings (environment):
+  TICKETFLOW_LEDGER_URL         the refund ledger and reply outbox: sqlite:///<file> (relative:
+                                under TICKETFLOW_DATA_DIR; default sqlite:///ledger.db) or
+                                postgresql://<user>:<password>@<host>:<port>/<database>
+  TICKETFLOW_MIGRATE_ON_START   true/false: migrate the ledger's schema at start. Unset: yes on
+                                SQLite; no on PostgreSQL (run `ticketflow-core-worker migrate`
+                                first; the worker refuses to start on a store that is behind)
+"""
+
+
+def _migrate(settings: Settings) -> NoReturn:
+    store = LedgerStore(settings.ledger_store_url)
+    try:
+        print(f"{DIST_NAME}: {migrate(store)}", flush=True)
+    except ServiceError as err:
+        print(f"{DIST_NAME}: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_FAILED) from None
+    finally:
+        store.close()
+    # A one-shot command with nothing running in the background: a plain exit is enough.
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -17,11 +45,25 @@ def main(argv: list[str] | None = None) -> NoReturn:
         prog=DIST_NAME,
         description="Temporal worker for the ticket workflow, the refund ledger and the reply "
         "outbox. Configured by TICKETFLOW_* environment variables (see README).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "migrate",
+        help="bring the ledger store's schema (TICKETFLOW_LEDGER_URL) to this release, then exit",
+        description="Apply the ledger store's pending schema migrations (forward-only, "
+        "idempotent, safe to run from several hosts at once) and exit: 0 when done or already "
+        "current, 1 with what to check when the store cannot be reached.",
+    )
+    args = parser.parse_args(argv)
     settings = load_settings(Settings, DIST_NAME)
     setup_logging(settings.log_level)
+    # Alembic narrates every step at INFO ("Context impl ..."); our own line says what was done.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command == "migrate":
+        _migrate(settings)
     run_service(DIST_NAME, lambda stop: serve(settings, stop))
 
 

@@ -3,15 +3,21 @@ reply outbox), each effectively once per ticket; and the intake check, which ask
 a ticket_id already reached its end (docs/architecture.md, "Intake: accepted without the read
 model").
 
-Synchronous activities (SQLite is blocking I/O), run on the worker's thread pool. Their names come
+Synchronous activities (the store's driver is blocking I/O), run on the worker's thread pool. A
+transient store error (PostgreSQL restarted, connection lost, SQLite busy past its timeout) fails
+the attempt retryably: Temporal retries it, and the writes being idempotent, nothing is lost or
+paid twice. Their names come
 from ``ticketflow.contracts.names``: histories refer to them, so they never change.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from ticketflow.contracts import names
@@ -26,8 +32,9 @@ from ticketflow.contracts.models import (
     SendReplyInput,
     TicketStatus,
 )
+from ticketflow.storage import is_transient
 
-from ._sqlite import AttemptInfo
+from ._store import AttemptInfo
 from .ledger import LedgerConflict, RefundLedger
 from .outbox import ReplyOutbox
 
@@ -46,6 +53,23 @@ class Faults:
     """Test-only fault injection, off by default (see Settings.fault_crash_after_refund_commit)."""
 
     crash_after_refund_commit: bool = False
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A transient store error becomes a retryable ``LedgerUnavailable`` failure; any other
+    store error propagates (Temporal retries it too: the fix is a deploy, not a new ticket)."""
+    try:
+        yield
+    except SQLAlchemyError as err:
+        if not is_transient(err):
+            raise
+        cause = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise ApplicationError(
+            f"ledger store unavailable, Temporal retries: {cause}",
+            type="LedgerUnavailable",
+            non_retryable=False,
+        ) from err
 
 
 def _who() -> AttemptInfo:
@@ -73,13 +97,14 @@ class SideEffectActivities:
     @activity.defn(name=names.ISSUE_REFUND)
     def issue_refund(self, inp: IssueRefundInput) -> RefundReceipt:
         try:
-            row = self._ledger.apply_refund(
-                ticket_id=inp.ticket_id,
-                customer_id=inp.customer_id,
-                order_id=inp.order_id,
-                amount_cents=inp.amount_cents,
-                who=_who(),
-            )
+            with _store_errors():
+                row = self._ledger.apply_refund(
+                    ticket_id=inp.ticket_id,
+                    customer_id=inp.customer_id,
+                    order_id=inp.order_id,
+                    amount_cents=inp.amount_cents,
+                    who=_who(),
+                )
         except LedgerConflict as err:
             raise ApplicationError(str(err), type="LedgerConflict", non_retryable=True) from err
         except ValueError as err:
@@ -106,14 +131,15 @@ class SideEffectActivities:
 
     @activity.defn(name=names.SEND_REPLY)
     def send_reply(self, inp: SendReplyInput) -> ReplyReceipt:
-        row = self._outbox.send_reply(
-            ticket_id=inp.ticket_id,
-            customer_id=inp.customer_id,
-            kind=inp.kind.value,
-            body=inp.body,
-            content_sha256=inp.content_sha256,
-            who=_who(),
-        )
+        with _store_errors():
+            row = self._outbox.send_reply(
+                ticket_id=inp.ticket_id,
+                customer_id=inp.customer_id,
+                kind=inp.kind.value,
+                body=inp.body,
+                content_sha256=inp.content_sha256,
+                who=_who(),
+            )
         return ReplyReceipt(
             ticket_id=row.ticket_id,
             reply_id=row.reply_id,
@@ -125,9 +151,10 @@ class SideEffectActivities:
     @activity.defn(name=names.CHECK_INTAKE)
     def check_intake(self, inp: IntakeCheckInput) -> IntakeCheck:
         """Whether an earlier run of this ticket_id reached its end: it has a reply row. The
-        outbox is this worker's own store, so the answer needs no other service; an unreadable
-        file raises, and Temporal retries until it answers."""
-        row = self._outbox.earlier_reply(inp.ticket_id)
+        outbox is this worker's own store, so the answer needs no other service; an unreachable
+        store raises, and Temporal retries until it answers."""
+        with _store_errors():
+            row = self._outbox.earlier_reply(inp.ticket_id)
         if row is None:
             return IntakeCheck()
         same = None if row.content_sha256 is None else row.content_sha256 == inp.content_sha256

@@ -1,4 +1,5 @@
-"""The refund ledger: SQLite tables ``refunds`` and ``refund_attempts`` in ``ledger.db``.
+"""The refund ledger: tables ``refunds`` and ``refund_attempts`` of the ledger store (``ledger.db``
+or PostgreSQL; schema in ``migrations/``).
 
 Effectively once (docs/architecture.md, "Side effects: effectively once"): ``refunds`` is keyed by
 ticket_id (the idempotency key). Each call writes its attempt row and, at most once per ticket, the
@@ -6,6 +7,11 @@ refund row, in ONE transaction. A retried activity (say the worker died after CO
 Temporal heard the result) finds the refund row, adds only an attempt row, and answers with the
 original receipt: a retry pays nothing. A refund of another amount for a refunded ticket is refused
 (``LedgerConflict``).
+
+Safe with several writers on PostgreSQL without a lock of ours: the refund row is INSERTed with
+``ON CONFLICT (ticket_id) DO NOTHING``, so of concurrent first attempts exactly one inserts (the
+others wait on the primary key until it commits, then insert nothing); whoever did not insert
+reads the committed row. On SQLite the ``BEGIN IMMEDIATE`` transaction already serialises them.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._sqlite import UNIDENTIFIED, AttemptInfo, SqliteStore, effect_id, now_iso
+from sqlalchemy import text
+
+from ._store import UNIDENTIFIED, AttemptInfo, StoreUser, effect_id, now_iso
 
 __all__ = ["AttemptInfo", "LedgerConflict", "RefundLedger", "RefundRow"]
 
@@ -31,32 +39,8 @@ class RefundRow:
     already_applied: bool
 
 
-class RefundLedger(SqliteStore):
+class RefundLedger(StoreUser):
     """Refunds, at most one per ticket, and every attempt to issue one."""
-
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS refunds (
-        ticket_id    TEXT PRIMARY KEY,
-        refund_id    TEXT NOT NULL UNIQUE,
-        customer_id  TEXT NOT NULL,
-        order_id     TEXT,
-        amount_cents INTEGER NOT NULL CHECK (typeof(amount_cents) = 'integer' AND amount_cents > 0),
-        workflow_id  TEXT,
-        created_at   TEXT NOT NULL
-    ) STRICT;
-    CREATE TABLE IF NOT EXISTS refund_attempts (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        ticket_id    TEXT NOT NULL,
-        amount_cents INTEGER NOT NULL,
-        workflow_id  TEXT,
-        run_id       TEXT,
-        activity_id  TEXT,
-        attempt      INTEGER,
-        result       TEXT NOT NULL CHECK (result IN ('applied', 'already_applied', 'conflict')),
-        at           TEXT NOT NULL
-    ) STRICT;
-    CREATE INDEX IF NOT EXISTS refund_attempts_ticket ON refund_attempts (ticket_id);
-    """
 
     def apply_refund(
         self,
@@ -69,43 +53,38 @@ class RefundLedger(SqliteStore):
     ) -> RefundRow:
         if type(amount_cents) is not int or amount_cents <= 0:
             raise ValueError(f"amount_cents must be a positive integer, got {amount_cents!r}")
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT refund_id, amount_cents, created_at FROM refunds WHERE ticket_id = ?",
-                (ticket_id,),
-            ).fetchone()
-            if row is None:
-                refund_id, created_at = effect_id("rf", ticket_id), now_iso()
-                conn.execute(
-                    "INSERT INTO refunds (ticket_id, refund_id, customer_id, order_id,"
-                    " amount_cents, workflow_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ticket_id,
-                        refund_id,
-                        customer_id,
-                        order_id,
-                        amount_cents,
-                        who.workflow_id,
-                        created_at,
-                    ),
-                )
+        with self.store.transaction() as conn:
+            refund_id, created_at = effect_id("rf", ticket_id), now_iso()
+            inserted = conn.execute(
+                _INSERT_REFUND,
+                {
+                    "ticket_id": ticket_id,
+                    "refund_id": refund_id,
+                    "customer_id": customer_id,
+                    "order_id": order_id,
+                    "amount_cents": amount_cents,
+                    "workflow_id": who.workflow_id,
+                    "created_at": created_at,
+                },
+            ).first()
+            if inserted is not None:
                 result, existing_amount = "applied", amount_cents
             else:
+                row = conn.execute(_SELECT_REFUND, {"ticket_id": ticket_id}).one()
                 refund_id, existing_amount, created_at = row
                 result = "already_applied" if existing_amount == amount_cents else "conflict"
             conn.execute(
-                "INSERT INTO refund_attempts (ticket_id, amount_cents, workflow_id, run_id,"
-                " activity_id, attempt, result, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    ticket_id,
-                    amount_cents,
-                    who.workflow_id,
-                    who.run_id,
-                    who.activity_id,
-                    who.attempt,
-                    result,
-                    now_iso(),
-                ),
+                _INSERT_ATTEMPT,
+                {
+                    "ticket_id": ticket_id,
+                    "amount_cents": amount_cents,
+                    "workflow_id": who.workflow_id,
+                    "run_id": who.run_id,
+                    "activity_id": who.activity_id,
+                    "attempt": who.attempt,
+                    "result": result,
+                    "at": now_iso(),
+                },
             )
         # The conflict's attempt row is committed above: the refusal is part of the audit trail.
         if result == "conflict":
@@ -120,3 +99,18 @@ class RefundLedger(SqliteStore):
             created_at=datetime.fromisoformat(created_at),
             already_applied=result == "already_applied",
         )
+
+
+_INSERT_REFUND = text(
+    "INSERT INTO refunds (ticket_id, refund_id, customer_id, order_id, amount_cents, workflow_id,"
+    " created_at) VALUES (:ticket_id, :refund_id, :customer_id, :order_id, :amount_cents,"
+    " :workflow_id, :created_at) ON CONFLICT (ticket_id) DO NOTHING RETURNING refund_id"
+)
+_SELECT_REFUND = text(
+    "SELECT refund_id, amount_cents, created_at FROM refunds WHERE ticket_id = :ticket_id"
+)
+_INSERT_ATTEMPT = text(
+    "INSERT INTO refund_attempts (ticket_id, amount_cents, workflow_id, run_id, activity_id,"
+    " attempt, result, at) VALUES (:ticket_id, :amount_cents, :workflow_id, :run_id,"
+    " :activity_id, :attempt, :result, :at)"
+)

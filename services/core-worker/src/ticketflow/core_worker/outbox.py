@@ -1,10 +1,12 @@
-"""The reply outbox: SQLite tables ``replies`` and ``reply_attempts`` in ``ledger.db``.
+"""The reply outbox: tables ``replies`` and ``reply_attempts`` of the ledger store (``ledger.db``
+or PostgreSQL; schema in ``migrations/``).
 
 Effectively once (docs/architecture.md, "Side effects: effectively once"): ``replies`` is keyed by
 ticket_id. Each call writes its attempt row and, at most once per ticket, the reply row, in ONE
 transaction; a retry finds the row and answers with the original receipt (``already_sent``). One
 reply per ticket, ever: a reply of another kind for a ticket that has one is not sent, the first
-one is the answer (its attempt is logged as ``conflict``).
+one is the answer (its attempt is logged as ``conflict``). Concurrent writers on PostgreSQL: the
+reply row is INSERTed ``ON CONFLICT (ticket_id) DO NOTHING``, as in the refund ledger.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._sqlite import UNIDENTIFIED, AttemptInfo, SqliteStore, effect_id, now_iso
+from sqlalchemy import text
+
+from ._store import UNIDENTIFIED, AttemptInfo, StoreUser, effect_id, now_iso
 
 __all__ = ["AttemptInfo", "EarlierReply", "ReplyOutbox", "ReplyRow"]
 
@@ -37,37 +41,8 @@ class EarlierReply:
     content_sha256: str | None  # None: sent before the outbox kept fingerprints
 
 
-class ReplyOutbox(SqliteStore):
+class ReplyOutbox(StoreUser):
     """Replies to customers, one per ticket, and every attempt to send one."""
-
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS replies (
-        ticket_id    TEXT PRIMARY KEY,
-        reply_id     TEXT NOT NULL UNIQUE,
-        customer_id  TEXT NOT NULL,
-        kind         TEXT NOT NULL,
-        body         TEXT NOT NULL,
-        workflow_id  TEXT,
-        created_at   TEXT NOT NULL,
-        content_sha256 TEXT
-    ) STRICT;
-    CREATE TABLE IF NOT EXISTS reply_attempts (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        ticket_id    TEXT NOT NULL,
-        kind         TEXT NOT NULL,
-        workflow_id  TEXT,
-        run_id       TEXT,
-        activity_id  TEXT,
-        attempt      INTEGER,
-        result       TEXT NOT NULL CHECK (result IN ('sent', 'already_sent', 'conflict')),
-        at           TEXT NOT NULL
-    ) STRICT;
-    CREATE INDEX IF NOT EXISTS reply_attempts_ticket ON reply_attempts (ticket_id);
-    """
-
-    # Forward-only, idempotent in-place upgrades of files an older version wrote: (table, column,
-    # definition). A column is only ever added, nullable, so older code still reads the file.
-    COLUMNS = (("replies", "content_sha256", "TEXT"),)
 
     def send_reply(
         self,
@@ -79,44 +54,39 @@ class ReplyOutbox(SqliteStore):
         content_sha256: str | None = None,
         who: AttemptInfo = UNIDENTIFIED,
     ) -> ReplyRow:
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT reply_id, kind, created_at FROM replies WHERE ticket_id = ?",
-                (ticket_id,),
-            ).fetchone()
-            if row is None:
-                reply_id, created_at = effect_id("rp", ticket_id), now_iso()
-                conn.execute(
-                    "INSERT INTO replies (ticket_id, reply_id, customer_id, kind, body,"
-                    " workflow_id, created_at, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ticket_id,
-                        reply_id,
-                        customer_id,
-                        kind,
-                        body,
-                        who.workflow_id,
-                        created_at,
-                        content_sha256,
-                    ),
-                )
+        with self.store.transaction() as conn:
+            reply_id, created_at = effect_id("rp", ticket_id), now_iso()
+            inserted = conn.execute(
+                _INSERT_REPLY,
+                {
+                    "ticket_id": ticket_id,
+                    "reply_id": reply_id,
+                    "customer_id": customer_id,
+                    "kind": kind,
+                    "body": body,
+                    "workflow_id": who.workflow_id,
+                    "created_at": created_at,
+                    "content_sha256": content_sha256,
+                },
+            ).first()
+            if inserted is not None:
                 result, existing_kind = "sent", kind
             else:
-                reply_id, existing_kind, created_at = row
+                row = conn.execute(_SELECT_REPLY, {"ticket_id": ticket_id}).one()
+                reply_id, existing_kind, created_at, _ = row
                 result = "already_sent" if existing_kind == kind else "conflict"
             conn.execute(
-                "INSERT INTO reply_attempts (ticket_id, kind, workflow_id, run_id, activity_id,"
-                " attempt, result, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    ticket_id,
-                    kind,
-                    who.workflow_id,
-                    who.run_id,
-                    who.activity_id,
-                    who.attempt,
-                    result,
-                    now_iso(),
-                ),
+                _INSERT_ATTEMPT,
+                {
+                    "ticket_id": ticket_id,
+                    "kind": kind,
+                    "workflow_id": who.workflow_id,
+                    "run_id": who.run_id,
+                    "activity_id": who.activity_id,
+                    "attempt": who.attempt,
+                    "result": result,
+                    "at": now_iso(),
+                },
             )
         return ReplyRow(
             ticket_id=ticket_id,
@@ -130,15 +100,26 @@ class ReplyOutbox(SqliteStore):
 
     def earlier_reply(self, ticket_id: str) -> EarlierReply | None:
         """The reply row of ``ticket_id`` (None when no run of it reached its end)."""
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT reply_id, kind, created_at, content_sha256 FROM replies"
-                " WHERE ticket_id = ?",
-                (ticket_id,),
-            ).fetchone()
+        with self.store.read() as conn:
+            row = conn.execute(_SELECT_REPLY, {"ticket_id": ticket_id}).first()
         if row is None:
             return None
         reply_id, kind, created_at, content_sha256 = row
         return EarlierReply(
             ticket_id, reply_id, kind, datetime.fromisoformat(created_at), content_sha256
         )
+
+
+_INSERT_REPLY = text(
+    "INSERT INTO replies (ticket_id, reply_id, customer_id, kind, body, workflow_id, created_at,"
+    " content_sha256) VALUES (:ticket_id, :reply_id, :customer_id, :kind, :body, :workflow_id,"
+    " :created_at, :content_sha256) ON CONFLICT (ticket_id) DO NOTHING RETURNING reply_id"
+)
+_SELECT_REPLY = text(
+    "SELECT reply_id, kind, created_at, content_sha256 FROM replies WHERE ticket_id = :ticket_id"
+)
+_INSERT_ATTEMPT = text(
+    "INSERT INTO reply_attempts (ticket_id, kind, workflow_id, run_id, activity_id, attempt,"
+    " result, at) VALUES (:ticket_id, :kind, :workflow_id, :run_id, :activity_id, :attempt,"
+    " :result, :at)"
+)

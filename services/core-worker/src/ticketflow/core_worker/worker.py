@@ -1,5 +1,5 @@
-"""Wiring: connect to Temporal, then run the ticket workflow and the side-effect activities on the
-core task queue until a stop is requested."""
+"""Wiring: open the ledger store (its schema current), connect to Temporal, then run the ticket
+workflow and the side-effect activities on the core task queue until a stop is requested."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from ticketflow.contracts import names
 from ticketflow.contracts.decision_signing import DecisionVerifier
 from ticketflow.runtime import connect, package_version
 
+from ._open import open_for_worker
+from ._store import LedgerStore
 from .activities import Faults, SideEffectActivities
 from .decision_auth import DecisionAuth
 from .ledger import RefundLedger
@@ -29,10 +31,12 @@ VERSION = package_version(DIST_NAME)
 GRACEFUL_SHUTDOWN_TIMEOUT = timedelta(seconds=5)
 
 
-def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, executor: ThreadPoolExecutor, store: LedgerStore
+) -> Worker:
     acts = SideEffectActivities(
-        RefundLedger(settings.ledger_path),
-        ReplyOutbox(settings.ledger_path),
+        RefundLedger(store),  # one engine (one pool) for both
+        ReplyOutbox(store),
         Faults(crash_after_refund_commit=settings.fault_crash_after_refund_commit),
     )
     return Worker(
@@ -74,8 +78,18 @@ def _announce_keys(settings: Settings) -> None:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Wait for Temporal (a stop ends the wait at once), then poll until ``stop`` is set.
 
-    Raises the worker's failure (say, an unknown namespace) after shutting it down.
+    Raises ``ServiceError`` when the ledger store is unreachable or its schema behind, and the
+    worker's failure (say, an unknown namespace) after shutting it down.
     """
+    store, schema = await asyncio.to_thread(open_for_worker, settings)
+    print(f"{DIST_NAME}: {schema}", flush=True)
+    try:
+        await _serve(settings, stop, store)
+    finally:
+        store.close()
+
+
+async def _serve(settings: Settings, stop: asyncio.Event, store: LedgerStore) -> None:
     client = await connect(
         settings.temporal_address, settings.namespace, stop=stop, progress=_progress
     )
@@ -83,11 +97,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         print(f"{DIST_NAME}: stopped before Temporal answered", flush=True)
         return
     with ThreadPoolExecutor(max_workers=settings.core_max_concurrent_activities) as executor:
-        worker = build_worker(client, settings, executor)
+        worker = build_worker(client, settings, executor, store)
         print(
             f"{DIST_NAME} {VERSION}: polling task queue {names.CORE_QUEUE!r} on "
             f"{settings.temporal_address} (namespace {settings.namespace}); "
-            f"ledger {settings.ledger_path}",
+            f"ledger {store.shown}",
             flush=True,
         )
         _announce_keys(settings)

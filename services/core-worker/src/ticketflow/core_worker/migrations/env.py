@@ -1,0 +1,3 @@
+from ticketflow.storage.alembic_env import run
+
+run()
