@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import text
 from temporalio.testing import ActivityEnvironment
 from ticketflow import testkit
 from ticketflow.contracts.models import Category, TicketStatus
@@ -172,7 +173,9 @@ def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path) -> None:
     seen: list[list[str]] = []
     live.swap_in(
         fresh,
-        lambda conn: seen.append([r[0] for r in conn.execute("SELECT ticket_id FROM outcomes")]),
+        lambda conn: seen.append(
+            [r[0] for r in conn.execute(text("SELECT ticket_id FROM outcomes"))]
+        ),
     )
     assert seen == [["old"]]
     assert [r.ticket_id for r in live.rows()] == ["new"]
