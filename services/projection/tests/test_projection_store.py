@@ -115,8 +115,8 @@ def test_concurrent_writers_from_threads(store: ReadModelStore) -> None:
     assert len(set(seqs)) == len(seqs)
 
 
-def test_wal_mode_and_schema_version(store: ReadModelStore) -> None:
-    conn = sqlite3.connect(store.path)
+def test_wal_mode_and_schema_version(sqlite_store: ReadModelStore) -> None:
+    conn = sqlite3.connect(sqlite_store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -154,8 +154,9 @@ def test_micros_round_trip() -> None:
 
 
 def test_missing_file_is_an_empty_view_and_the_next_write_recreates_it(
-    store: ReadModelStore,
+    sqlite_store: ReadModelStore,
 ) -> None:
+    store = sqlite_store
     store.record(testkit.outcome("t-1"))
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store.path}{suffix}").unlink(missing_ok=True)
