@@ -9,11 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
+import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from ticketflow import testkit
 from ticketflow.contracts.models import Category, TicketStatus
-from ticketflow.projection.activities import ProjectionActivities
+from ticketflow.projection.activities import TRANSIENT, ProjectionActivities
 from ticketflow.projection.schema import SCHEMA_VERSION
 from ticketflow.projection.store import OutcomeFilter, ReadModelStore, from_micros, to_micros
 
@@ -267,3 +271,26 @@ def test_activity_records_with_the_run_id(store: ReadModelStore) -> None:
     assert env.run(acts.record_outcome, outcome) is True
     assert env.run(acts.record_outcome, outcome) is False  # a retry
     assert store.get("t-1").run_id == env.info.workflow_run_id
+
+
+def test_a_database_error_fails_the_activity_retryably_without_the_outcome(
+    store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's message quotes the statement's parameters (the outcome, so the customer's
+    ticket): the failure that reaches Temporal carries the driver's line only, and is retryable."""
+    outcome = testkit.outcome("t-1")
+
+    def lost(*args: object, **kwargs: object) -> bool:
+        raise sa_exc.OperationalError(
+            "INSERT INTO outcomes ...",
+            {"outcome_json": outcome.model_dump_json()},
+            psycopg.OperationalError("server closed the connection unexpectedly"),
+        )
+
+    monkeypatch.setattr(store, "record", lost)
+    with pytest.raises(ApplicationError) as info:
+        ActivityEnvironment().run(ProjectionActivities(store).record_outcome, outcome)
+    assert info.value.type == TRANSIENT and not info.value.non_retryable
+    assert "server closed the connection" in info.value.message
+    assert outcome.ticket.body not in info.value.message
+    assert info.value.__cause__ is None
