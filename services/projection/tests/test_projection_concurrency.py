@@ -12,7 +12,10 @@ from pathlib import Path
 import grpc
 import pytest
 from sqlalchemy import Connection
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 from ticketflow import testkit
+from ticketflow.projection.activities import TRANSIENT, ProjectionActivities
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.store import OutcomeFilter, ReadModelStore, StoredOutcome, rows_since
 from ticketflow.storage import StoreUrl, parse_store_url
@@ -169,4 +172,53 @@ async def test_a_read_while_postgresql_is_down_is_unavailable_and_recovers(
         finally:
             await channel.close()
             await api.stop(0)
+            store.close()
+
+
+@pytest.mark.timeout(120)  # starts a PostgreSQL of its own, twice
+def test_postgresql_restarted_under_load_loses_no_outcome(tmp_path: Path) -> None:
+    """Two activity slots record outcomes while the server is killed and started again: the
+    attempts in between fail retryably (ReadModelUnavailable) and, retried as Temporal does,
+    every outcome ends up recorded once."""
+    tickets = [f"t-{i}" for i in range(400)]
+    with PostgresServer() as server:
+        store = ReadModelStore(parse_store_url(server.create_database(), data_dir=tmp_path))
+        acts = ProjectionActivities(store)
+        done: list[str] = []
+        failures: list[str] = []
+        errors: list[BaseException] = []
+
+        def slot(mine: list[str]) -> None:
+            env = ActivityEnvironment()
+            try:
+                for tid in mine:
+                    while True:  # Temporal's retry policy, in short
+                        try:
+                            env.run(acts.record_outcome, testkit.outcome(tid))
+                            break
+                        except ApplicationError as err:
+                            assert not err.non_retryable
+                            failures.append(err.type or "")
+                            threading.Event().wait(0.02)  # the retry's backoff
+                    done.append(tid)
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=slot, args=(tickets[i::2],)) for i in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            testkit.eventually(lambda: len(done) >= 10, what="outcomes recorded")
+            server.kill()
+            testkit.eventually(lambda: len(failures) >= 2, what="attempts failing")
+            server.start()
+        finally:
+            for t in threads:
+                t.join(timeout=90)
+        try:
+            assert errors == []
+            assert sorted(done) == sorted(tickets)
+            assert set(failures) == {TRANSIENT}
+            assert sorted(r.ticket_id for r in store.rows()) == sorted(tickets)
+        finally:
             store.close()
