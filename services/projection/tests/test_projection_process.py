@@ -31,7 +31,7 @@ from ticketflow.contracts.proto_convert import from_proto
 from ticketflow.projection.store import ReadModelStore
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
-from ._views import table
+from ._views import leftovers, table
 
 LISTENING = re.compile(r"gRPC read API on (127\.0\.0\.1:\d+)")
 
@@ -213,18 +213,22 @@ async def test_serve_records_outcomes_sent_to_its_queue(
 
 
 async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
-    tmp_path: Path, dead_temporal: str
+    tmp_path: Path, dead_temporal: str, store: ReadModelStore
 ) -> None:
-    store = ReadModelStore(tmp_path / "var" / "readmodel.db")
     store.record(testkit.outcome("t-keep"), run_id="r")
     before = table(store)
+    url = store.url.sqlalchemy_url.render_as_string(hide_password=False)
     code, _, err = await run_to_exit(
-        "rebuild", "--connect-timeout", "2", env=env_for(tmp_path / "var", dead_temporal)
+        "rebuild",
+        "--connect-timeout",
+        "2",
+        env={**env_for(tmp_path / "var", dead_temporal), "TICKETFLOW_READMODEL_URL": url},
     )
     assert code == 1
     assert "unreachable" in err and dead_temporal in err
     assert "nothing was changed" in err
     assert table(store) == before
+    assert leftovers(store) == []
 
 
 @pytest.mark.parametrize(
