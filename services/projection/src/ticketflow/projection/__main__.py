@@ -21,7 +21,13 @@ from ticketflow.runtime import (
     run_service,
     setup_logging,
 )
-from ticketflow.storage import SchemaMismatch, current_revision, open_engine, upgrade
+from ticketflow.storage import (
+    SchemaMismatch,
+    current_revision,
+    is_transient,
+    open_engine,
+    upgrade,
+)
 
 from .rebuild import RebuildReport, rebuild
 from .runner import VERSION, serve
@@ -135,9 +141,14 @@ def _store_error(settings: Settings, err: Exception) -> Exception:
         )
     if isinstance(err, sa_exc.DBAPIError):
         cause = (str(err.orig).strip().splitlines() or [type(err.orig).__name__])[0]
+        if is_transient(err):
+            return ServiceError(
+                f"the read model at {shown} cannot be reached: {cause}\n"
+                "start the database, or set TICKETFLOW_READMODEL_URL to where it is"
+            )
         return ServiceError(
-            f"the read model at {shown} cannot be reached: {cause}\n"
-            "start the database, or set TICKETFLOW_READMODEL_URL to where it is"
+            f"the read model at {shown} cannot be used: {cause}\n"
+            "check TICKETFLOW_READMODEL_URL (database, user, password) and the user's rights"
         )
     return err
 

@@ -57,11 +57,6 @@ class Settings(ServiceSettings):
         return parse_store_url(self.readmodel_url, data_dir=self.data_dir)
 
     @property
-    def readmodel_path(self) -> Path:
-        """The SQLite file (ValueError for PostgreSQL)."""
-        return self.readmodel_store.sqlite_path
-
-    @property
     def migrates_on_start(self) -> bool:
         if self.migrate_on_start is not None:
             return self.migrate_on_start
