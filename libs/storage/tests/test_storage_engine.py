@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, NullPool, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from ticketflow.storage import is_transient, open_engine, parse_store_url
 from ticketflow.storage.engine import reader
@@ -25,6 +25,19 @@ def test_a_new_sqlite_store_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o700
     for path in (tmp_path / "fresh").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_an_unpooled_sqlite_engine_keeps_no_connection_open(tmp_path: Path) -> None:
+    """A file replaced under the engine (rebuild's swap) must not be read through a connection
+    that still has the old one open."""
+    url = parse_store_url("sqlite:///store.db", data_dir=tmp_path)
+    engine = open_engine(url, sqlite_pooled=False)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (a INTEGER)"))
+        assert isinstance(engine.pool, NullPool)
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_writers_queue_from_their_first_read_and_readers_do_not(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Fixtures for the projection's own tests: a store on a temp file, and the real read API on
-127.0.0.1 (port 0) over a real grpc.aio channel.
+"""Fixtures for the projection's own tests: a store on each backend (a temp SQLite file, a fresh
+database on the suite's own PostgreSQL on 127.0.0.1), and the real read API on 127.0.0.1 (port 0)
+over a real grpc.aio channel.
 
 These tests use only the projection, the contracts and ticketflow.testkit. Those that need the real
 TicketWorkflow (rebuild from real histories, the real workflow recording outcomes) are cross-service
@@ -8,18 +9,36 @@ and live in the root tests/ (tests/test_projection_*.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.store import ReadModelStore
+from ticketflow.storage import StoreUrl, parse_store_url
+from ticketflow.testkit import PostgresServer
 from ticketflow.v1 import readmodel_pb2_grpc
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUrl:
+    if request.param == "sqlite":
+        return parse_store_url("sqlite:///readmodel.db", data_dir=tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return parse_store_url(server.create_database(), data_dir=tmp_path)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> ReadModelStore:
+def store(store_url: StoreUrl) -> Iterator[ReadModelStore]:
+    store = ReadModelStore(store_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> ReadModelStore:
+    """For what only a file has (WAL mode, permissions, a file deleted under the store)."""
     return ReadModelStore(tmp_path / "readmodel.db")
 
 

@@ -31,7 +31,7 @@ from ticketflow.contracts.proto_convert import from_proto
 from ticketflow.projection.store import ReadModelStore
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
-from ._views import table
+from ._views import leftovers, table
 
 LISTENING = re.compile(r"gRPC read API on (127\.0\.0\.1:\d+)")
 
@@ -213,18 +213,22 @@ async def test_serve_records_outcomes_sent_to_its_queue(
 
 
 async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
-    tmp_path: Path, dead_temporal: str
+    tmp_path: Path, dead_temporal: str, store: ReadModelStore
 ) -> None:
-    store = ReadModelStore(tmp_path / "var" / "readmodel.db")
     store.record(testkit.outcome("t-keep"), run_id="r")
     before = table(store)
+    url = store.url.sqlalchemy_url.render_as_string(hide_password=False)
     code, _, err = await run_to_exit(
-        "rebuild", "--connect-timeout", "2", env=env_for(tmp_path / "var", dead_temporal)
+        "rebuild",
+        "--connect-timeout",
+        "2",
+        env={**env_for(tmp_path / "var", dead_temporal), "TICKETFLOW_READMODEL_URL": url},
     )
     assert code == 1
     assert "unreachable" in err and dead_temporal in err
     assert "nothing was changed" in err
     assert table(store) == before
+    assert leftovers(store) == []
 
 
 @pytest.mark.parametrize(
@@ -232,6 +236,8 @@ async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
     [
         ({"TICKETFLOW_LOG_LEVEL": "loud"}, ["serve"], "TICKETFLOW_LOG_LEVEL"),
         ({}, ["rebuild", "--concurrency", "0"], "--concurrency"),
+        ({"TICKETFLOW_READMODEL_URL": "mysql://h/db"}, ["migrate"], "TICKETFLOW_READMODEL_URL"),
+        ({"TICKETFLOW_MIGRATE_ON_START": "maybe"}, ["serve"], "TICKETFLOW_MIGRATE_ON_START"),
     ],
 )
 async def test_bad_settings_or_arguments_exit_2_and_say_which(
@@ -260,3 +266,63 @@ async def test_cli_help_names_the_subcommands() -> None:
     assert code == 0
     assert "serve" in text and "rebuild" in text and "TICKETFLOW_PROJECTION_ADDRESS" in text
     assert "TICKETFLOW_LOG_LEVEL" in text
+
+
+# ---- the read model's store: migrate, TICKETFLOW_READMODEL_URL, TICKETFLOW_MIGRATE_ON_START ----
+
+
+async def test_migrate_creates_the_sqlite_schema_once(tmp_path: Path, dead_temporal: str) -> None:
+    env = env_for(tmp_path / "var", dead_temporal)
+    code, out, err = await run_to_exit("migrate", env=env)
+    assert code == 0, err
+    assert "readmodel.db" in out and "upgraded none -> 0001" in out
+    code, out, _ = await run_to_exit("migrate", env=env)
+    assert code == 0 and "already at revision 0001" in out
+
+
+def _with_password(url: str) -> str:
+    # The suite's server trusts local connections: a password is accepted and never sent.
+    return url.replace("postgresql://postgres@", "postgresql://postgres:s3cret-pw@")
+
+
+async def test_postgresql_needs_migrate_before_serve_and_then_serves(
+    tmp_path: Path, dead_temporal: str, postgres_url: str, serve_process
+) -> None:
+    url = _with_password(postgres_url)
+    env = {**env_for(tmp_path / "var", dead_temporal), "TICKETFLOW_READMODEL_URL": url}
+    code, out, err = await run_to_exit("serve", env=env)
+    assert code == 1
+    assert "ticketflow-projection migrate" in err and "TICKETFLOW_MIGRATE_ON_START=true" in err
+    assert "s3cret-pw" not in out + err
+    code, out, err = await run_to_exit("migrate", env=env)
+    assert code == 0, err
+    assert "upgraded none -> 0001" in out and "***" in out and "s3cret-pw" not in out + err
+    serving = await serve_process(dead_temporal, TICKETFLOW_READMODEL_URL=url)
+    response = await serving.stub.ListOutcomes(readmodel_pb2.ListOutcomesRequest(), timeout=30)
+    assert list(response.outcomes) == []
+    code, out = await serving.terminate()
+    assert code == 0 and "s3cret-pw" not in out
+
+
+async def test_migrate_on_start_true_migrates_postgresql(
+    tmp_path: Path, dead_temporal: str, postgres_url: str, serve_process
+) -> None:
+    serving = await serve_process(
+        dead_temporal, TICKETFLOW_READMODEL_URL=postgres_url, TICKETFLOW_MIGRATE_ON_START="true"
+    )
+    response = await serving.stub.ListOutcomes(readmodel_pb2.ListOutcomesRequest(), timeout=30)
+    assert list(response.outcomes) == []
+
+
+async def test_migrate_says_what_to_do_when_the_database_is_unreachable(
+    tmp_path: Path, dead_temporal: str
+) -> None:
+    port = dead_temporal.rsplit(":", 1)[1]  # nothing listens there either
+    env = {
+        **env_for(tmp_path / "var", dead_temporal),
+        "TICKETFLOW_READMODEL_URL": f"postgresql://u:s3cret-pw@127.0.0.1:{port}/readmodel",
+    }
+    code, out, err = await run_to_exit("migrate", env=env)
+    assert code == 1
+    assert "cannot be reached" in err and "TICKETFLOW_READMODEL_URL" in err
+    assert "s3cret-pw" not in out + err

@@ -22,7 +22,7 @@ from ticketflow.contracts.models import Ticket, TicketInput
 from ticketflow.projection.rebuild import NOT_IN_TEMPORAL, RebuildReport, rebuild
 from ticketflow.projection.store import ReadModelStore
 
-from ._views import table
+from ._views import leftovers, table
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +37,13 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 
 
 async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(
-    temporal: WorkflowEnvironment, tmp_path: Path
+    temporal: WorkflowEnvironment, store: ReadModelStore
 ) -> None:
     """The core-worker was killed right after record_outcome: the ticket's outcome is recorded,
     its workflow is still running (no worker polls its queue) and no run of it is closed. Temporal
     still has it, so --drop-unretained keeps its row and reports it as running, not as gone. A
     ticket that Temporal really no longer has is still dropped."""
-    view = ReadModelStore(tmp_path / "readmodel.db")
+    view = store
     tid = testkit.fresh_id("running-")
     ticket = Ticket(ticket_id=tid, customer_id="cust-1", subject="cannot login", body="help")
     handle = await temporal.client.start_workflow(
@@ -56,7 +56,7 @@ async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(
     assert view.record(recorded, run_id=handle.result_run_id or "")
     view.record(testkit.outcome("ghost-3"), run_id="gone")
 
-    report = await rebuild(temporal.client, view.path, drop_unretained=True)
+    report = await rebuild(temporal.client, view.url, drop_unretained=True)
     row = view.get(tid)
     assert row is not None and row.outcome == recorded
     assert view.get("ghost-3") is None
@@ -67,11 +67,11 @@ async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(
 
 
 async def test_cancelled_before_the_swap_changes_nothing(
-    temporal: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    temporal: WorkflowEnvironment, store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stop request while rebuild still reads Temporal: the view and its directory are as
     before (no work file left behind)."""
-    view = ReadModelStore(tmp_path / "readmodel.db")
+    view = store
     view.record(testkit.outcome("ghost-5"), run_id="gone")
     before = table(view)
     listing = asyncio.Event()
@@ -85,21 +85,21 @@ async def test_cancelled_before_the_swap_changes_nothing(
         return never_ending()
 
     monkeypatch.setattr(Client, "list_workflows", list_workflows)
-    task = asyncio.create_task(rebuild(temporal.client, view.path, drop_unretained=True))
+    task = asyncio.create_task(rebuild(temporal.client, view.url, drop_unretained=True))
     await asyncio.wait_for(listing.wait(), timeout=30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert table(view) == before
-    assert not any(".rebuild-" in p.name for p in view.path.parent.iterdir())
+    assert leftovers(view) == []
 
 
 async def test_cancelled_during_the_swap_completes_it(
-    temporal: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    temporal: WorkflowEnvironment, store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The swap runs on a thread and cannot stop halfway: a stop request that arrives during it
     waits for it, and the rebuild returns its report."""
-    view = ReadModelStore(tmp_path / "readmodel.db")
+    view = store
     view.record(testkit.outcome("ghost-6"), run_id="gone")
     swapping, release = threading.Event(), threading.Event()
     real_swap = ReadModelStore.swap_in
@@ -110,7 +110,7 @@ async def test_cancelled_during_the_swap_completes_it(
         real_swap(self, fresh, before_swap)
 
     monkeypatch.setattr(ReadModelStore, "swap_in", swap_in)
-    task = asyncio.create_task(rebuild(temporal.client, view.path, drop_unretained=True))
+    task = asyncio.create_task(rebuild(temporal.client, view.url, drop_unretained=True))
 
     async def in_the_swap() -> bool:
         return swapping.is_set()
@@ -122,7 +122,7 @@ async def test_cancelled_during_the_swap_completes_it(
     assert isinstance(report, RebuildReport)
     assert report.failed == {"ghost-6": NOT_IN_TEMPORAL}
     assert view.get("ghost-6") is None  # the rebuilt file is the one in place
-    assert not any(".rebuild-" in p.name for p in view.path.parent.iterdir())
+    assert leftovers(view) == []
 
 
 async def test_the_rebuilt_file_is_private(

@@ -24,7 +24,7 @@ async def keep_running(store: ReadModelStore, stop: asyncio.Event) -> asyncio.Ta
 
 
 async def test_a_fatal_error_restarts_the_worker(
-    store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[str] = []
 
@@ -42,7 +42,7 @@ async def test_a_fatal_error_restarts_the_worker(
     monkeypatch.setattr(runner, "_FIRST_RESTART_BACKOFF_S", 0.01)
     monkeypatch.setattr(runner, "_run_worker", run_worker)
     stop = asyncio.Event()
-    task = await keep_running(store, stop)
+    task = await keep_running(sqlite_store, stop)
 
     async def third_run() -> bool:
         assert not task.done(), task
@@ -55,7 +55,7 @@ async def test_a_fatal_error_restarts_the_worker(
 
 
 async def test_a_stop_ends_the_backoff(
-    store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[str] = []
 
@@ -68,7 +68,7 @@ async def test_a_stop_ends_the_backoff(
     monkeypatch.setattr(runner, "_MAX_RESTART_BACKOFF_S", 3600.0)
     monkeypatch.setattr(runner, "_run_worker", run_worker)
     stop = asyncio.Event()
-    task = await keep_running(store, stop)
+    task = await keep_running(sqlite_store, stop)
 
     async def failed_once() -> bool:
         return runs == ["run"]

@@ -9,10 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from ticketflow import testkit
 from ticketflow.contracts.models import Category, TicketStatus
-from ticketflow.projection.activities import ProjectionActivities
+from ticketflow.projection.activities import TRANSIENT, ProjectionActivities
 from ticketflow.projection.schema import SCHEMA_VERSION
 from ticketflow.projection.store import OutcomeFilter, ReadModelStore, from_micros, to_micros
 
@@ -114,8 +119,8 @@ def test_concurrent_writers_from_threads(store: ReadModelStore) -> None:
     assert len(set(seqs)) == len(seqs)
 
 
-def test_wal_mode_and_schema_version(store: ReadModelStore) -> None:
-    conn = sqlite3.connect(store.path)
+def test_wal_mode_and_schema_version(sqlite_store: ReadModelStore) -> None:
+    conn = sqlite3.connect(sqlite_store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -153,8 +158,9 @@ def test_micros_round_trip() -> None:
 
 
 def test_missing_file_is_an_empty_view_and_the_next_write_recreates_it(
-    store: ReadModelStore,
+    sqlite_store: ReadModelStore,
 ) -> None:
+    store = sqlite_store
     store.record(testkit.outcome("t-1"))
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store.path}{suffix}").unlink(missing_ok=True)
@@ -172,7 +178,9 @@ def test_swap_in_replaces_the_file_and_drops_old_wal(tmp_path: Path) -> None:
     seen: list[list[str]] = []
     live.swap_in(
         fresh,
-        lambda conn: seen.append([r[0] for r in conn.execute("SELECT ticket_id FROM outcomes")]),
+        lambda conn: seen.append(
+            [r[0] for r in conn.execute(text("SELECT ticket_id FROM outcomes"))]
+        ),
     )
     assert seen == [["old"]]
     assert [r.ticket_id for r in live.rows()] == ["new"]
@@ -263,3 +271,26 @@ def test_activity_records_with_the_run_id(store: ReadModelStore) -> None:
     assert env.run(acts.record_outcome, outcome) is True
     assert env.run(acts.record_outcome, outcome) is False  # a retry
     assert store.get("t-1").run_id == env.info.workflow_run_id
+
+
+def test_a_database_error_fails_the_activity_retryably_without_the_outcome(
+    store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's message quotes the statement's parameters (the outcome, so the customer's
+    ticket): the failure that reaches Temporal carries the driver's line only, and is retryable."""
+    outcome = testkit.outcome("t-1")
+
+    def lost(*args: object, **kwargs: object) -> bool:
+        raise sa_exc.OperationalError(
+            "INSERT INTO outcomes ...",
+            {"outcome_json": outcome.model_dump_json()},
+            psycopg.OperationalError("server closed the connection unexpectedly"),
+        )
+
+    monkeypatch.setattr(store, "record", lost)
+    with pytest.raises(ApplicationError) as info:
+        ActivityEnvironment().run(ProjectionActivities(store).record_outcome, outcome)
+    assert info.value.type == TRANSIENT and not info.value.non_retryable
+    assert "server closed the connection" in info.value.message
+    assert outcome.ticket.body not in info.value.message
+    assert info.value.__cause__ is None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, NullPool, create_engine, event
 from ticketflow.runtime.files import private_dir, private_sqlite
 
 from .url import Backend, StoreUrl
@@ -46,14 +46,20 @@ def open_engine(
     statement_timeout_s: float = 30.0,
     sqlite_busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
     tighten_dir: bool = False,
+    sqlite_pooled: bool = True,
 ) -> Engine:
     """An engine for ``url``. For SQLite the file is created (private) if missing.
+
+    ``sqlite_pooled=False``: a new SQLite connection per checkout, closed at check-in (a store
+    whose file may be replaced under it, like the read model's rebuild, must not keep one open).
 
     ``tighten_dir``: whether an existing parent dir is made 0700 (for the data dir's owner; a
     dir that someone else gave the service stays as it is).
     """
     if url.backend == Backend.SQLITE:
-        return _sqlite_engine(url, busy_timeout_s=sqlite_busy_timeout_s, tighten_dir=tighten_dir)
+        return _sqlite_engine(
+            url, busy_timeout_s=sqlite_busy_timeout_s, tighten_dir=tighten_dir, pooled=sqlite_pooled
+        )
     return _postgresql_engine(
         url,
         pool_size=pool_size,
@@ -69,13 +75,16 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
-def _sqlite_engine(url: StoreUrl, *, busy_timeout_s: float, tighten_dir: bool) -> Engine:
+def _sqlite_engine(
+    url: StoreUrl, *, busy_timeout_s: float, tighten_dir: bool, pooled: bool = True
+) -> Engine:
     path = url.sqlite_path
     private_dir(path.parent, tighten=tighten_dir)
     private_sqlite(path)  # before SQLite creates it with the umask's mode
     engine = create_engine(
         url.sqlalchemy_url,
         connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+        **({} if pooled else {"poolclass": NullPool}),
     )
 
     @event.listens_for(engine, "connect")

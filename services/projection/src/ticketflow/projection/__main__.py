@@ -1,4 +1,5 @@
-"""`ticketflow-projection [serve]` runs the service; `ticketflow-projection rebuild` re-derives the view.
+"""`ticketflow-projection [serve]` runs the service; `ticketflow-projection rebuild` re-derives the view;
+`ticketflow-projection migrate` brings the read model's schema to this release's.
 
 Configured by TICKETFLOW_* environment variables (see settings.py and README.md). Exit codes come
 from ticketflow.runtime: 0 done, 1 failed (the message says what to do next), 2 bad settings or
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 from typing import NoReturn
 
+from sqlalchemy import exc as sa_exc
 from ticketflow.runtime import (
     ServiceError,
     TemporalUnreachable,
@@ -20,11 +21,19 @@ from ticketflow.runtime import (
     run_service,
     setup_logging,
 )
+from ticketflow.storage import (
+    SchemaMismatch,
+    current_revision,
+    is_transient,
+    open_engine,
+    upgrade,
+)
 
 from .rebuild import RebuildReport, rebuild
 from .runner import VERSION, serve
-from .schema import UnsupportedSchema
+from .schema import MIGRATIONS, UnsupportedSchema
 from .settings import Settings
+from .store import is_sqlite_corruption
 
 PROG = "ticketflow-projection"
 
@@ -32,6 +41,11 @@ ENV_HELP = """environment (all optional):
   TICKETFLOW_TEMPORAL_ADDRESS    127.0.0.1:7233   Temporal frontend
   TICKETFLOW_NAMESPACE           default          Temporal namespace
   TICKETFLOW_DATA_DIR            ./var            holds readmodel.db
+  TICKETFLOW_READMODEL_URL       sqlite:///readmodel.db  the read model: a SQLite file (relative:
+                                                  under the data dir) or
+                                                  postgresql://user:password@host:port/db
+  TICKETFLOW_MIGRATE_ON_START    (unset)          migrate the read model at start; unset: yes on
+                                                  SQLite, no on PostgreSQL (run `migrate`)
   TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  where the gRPC read API listens
   TICKETFLOW_READMODEL_TOKEN     (unset)          set: every read call needs the metadata
                                                   'authorization: Bearer <token>' (the api sends
@@ -57,10 +71,19 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=VERSION)
-    sub = parser.add_subparsers(dest="command", metavar="{serve,rebuild}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,rebuild,migrate}")
     sub.add_parser(
         "serve",
         help="run the worker and the gRPC read API until SIGTERM (the default)",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.add_parser(
+        "migrate",
+        help="bring the read model's schema to this release's (idempotent; a deploy runs it)",
+        description="Runs the read model's pending migrations in one transaction (PostgreSQL: "
+        "under an advisory lock, so replicas may all run it). Adopts a SQLite file that an older "
+        "release made.",
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -102,11 +125,63 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         raise ServiceError(
             f"{err}\nset TICKETFLOW_PROJECTION_ADDRESS to a free host:port and start again"
         ) from err
-    except (sqlite3.DatabaseError, UnsupportedSchema) as err:
-        raise ServiceError(
-            f"the read model {settings.readmodel_path} cannot be used: {err}\n"
+    except SchemaMismatch as err:
+        raise ServiceError(str(err)) from err
+    except Exception as err:
+        _raise_store_error(settings, err)
+
+
+def _store_error(settings: Settings, err: Exception) -> Exception:
+    """What to say about a read model that cannot be used; ``err`` itself if it is not one."""
+    shown = settings.readmodel_store.shown
+    if isinstance(err, UnsupportedSchema) or is_sqlite_corruption(err):
+        return ServiceError(
+            f"the read model {settings.readmodel_store.sqlite_path} cannot be used: {err}\n"
             f"re-derive it from Temporal with `{PROG} rebuild`"
-        ) from err
+        )
+    if isinstance(err, sa_exc.DBAPIError):
+        cause = (str(err.orig).strip().splitlines() or [type(err.orig).__name__])[0]
+        if is_transient(err):
+            return ServiceError(
+                f"the read model at {shown} cannot be reached: {cause}\n"
+                "start the database, or set TICKETFLOW_READMODEL_URL to where it is"
+            )
+        return ServiceError(
+            f"the read model at {shown} cannot be used: {cause}\n"
+            "check TICKETFLOW_READMODEL_URL (database, user, password) and the user's rights"
+        )
+    return err
+
+
+def _raise_store_error(settings: Settings, err: Exception) -> NoReturn:
+    mapped = _store_error(settings, err)
+    if mapped is err:
+        raise err
+    raise mapped from err
+
+
+async def _migrate(settings: Settings) -> None:
+    def work() -> None:
+        store = settings.readmodel_store
+        print(f"migrate: read model at {store.shown}", flush=True)
+        engine = open_engine(store)
+        try:
+            before = current_revision(engine, MIGRATIONS)
+            print(f"migrate: at revision {before or 'none (no schema yet)'}", flush=True)
+            before, after = upgrade(engine, MIGRATIONS)
+        finally:
+            engine.dispose()
+        if before == after:
+            print(f"migrate: already at revision {after}, nothing to do", flush=True)
+        else:
+            print(f"migrate: upgraded {before or 'none'} -> {after}", flush=True)
+
+    try:
+        await asyncio.to_thread(work)
+    except SchemaMismatch as err:
+        raise ServiceError(str(err)) from err
+    except Exception as err:
+        _raise_store_error(settings, err)
 
 
 async def _rebuild(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -127,10 +202,11 @@ async def _rebuild(settings: Settings, args: argparse.Namespace, stop: asyncio.E
         assert client is not None  # no stop event: it returns a client or raises
         return await rebuild(
             client,
-            settings.readmodel_path,
+            settings.readmodel_store,
             drop_unretained=args.drop_unretained,
             concurrency=args.concurrency,
             progress=progress,
+            migrate=settings.migrates_on_start,
         )
 
     work = asyncio.create_task(connect_and_rebuild())
@@ -147,13 +223,17 @@ async def _rebuild(settings: Settings, args: argparse.Namespace, stop: asyncio.E
         if current is not None and current.cancelling():
             raise  # a second signal
         raise ServiceError("stopped before the swap; nothing was changed") from None
-    except UnsupportedSchema as err:
+    except (UnsupportedSchema, SchemaMismatch) as err:
         raise ServiceError(f"{err}; nothing was changed") from err
     except TemporalUnreachable as err:
         raise ServiceError(
             f"Temporal is unreachable: {err}\nnothing was changed; start Temporal "
             "(`ticketflow up`) or set TICKETFLOW_TEMPORAL_ADDRESS"
         ) from err
+    except ServiceError:
+        raise
+    except Exception as err:
+        _raise_store_error(settings, err)
     for line in report.lines():
         progress(line)
 
@@ -163,6 +243,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = _parser().parse_args(argv)
     settings = load_settings(Settings, PROG)
     setup_logging(settings.log_level)
+    if args.command == "migrate":
+        run_service(f"{PROG} migrate", lambda stop: _migrate(settings))
     if args.command == "rebuild":
         run_service(f"{PROG} rebuild", lambda stop: _rebuild(settings, args, stop))
     run_service(PROG, lambda stop: _serve(settings, stop))

@@ -8,14 +8,17 @@ the version rule and the time filters are exact (text comparison of ISO timestam
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Connection, text
+from sqlalchemy import exc as sa_exc
 from ticketflow.contracts.models import TicketOutcome
 
 __all__ = [
     "COLUMNS",
+    "SEQUENCE",
     "StoredOutcome",
     "from_micros",
     "rows_since",
@@ -82,49 +85,67 @@ class StoredOutcome:
         )
 
 
-def upsert(conn: sqlite3.Connection, row: StoredOutcome) -> bool:
+SEQUENCE = "readmodel_outcome_seq"
+
+
+def upsert(conn: Connection, row: StoredOutcome, table: str = "outcomes") -> bool:
     """Write ``row`` unless the stored one has an equal or greater version; its ``seq`` is the
-    next one. True when the row changed. Runs inside the caller's write transaction."""
-    seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM outcomes").fetchone()[0]
-    cur = conn.execute(
-        f"""
-        INSERT INTO outcomes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (ticket_id) DO UPDATE SET
-            run_id = excluded.run_id, finished_us = excluded.finished_us,
-            status = excluded.status, category = excluded.category,
-            customer_id = excluded.customer_id, outcome_json = excluded.outcome_json,
-            recorded_at = excluded.recorded_at, seq = excluded.seq
-        WHERE (excluded.finished_us, excluded.run_id) > (outcomes.finished_us, outcomes.run_id)
-        """,
-        (
-            row.ticket_id,
-            row.run_id,
-            row.finished_us,
-            row.status,
-            row.category,
-            row.customer_id,
-            row.outcome_json,
-            row.recorded_at,
-            seq,
+    next one. True when the row changed. Runs inside the caller's write transaction.
+
+    One statement on PostgreSQL: ``INSERT ... ON CONFLICT DO UPDATE`` locks the conflicting row and
+    re-evaluates the WHERE against its latest committed version, so concurrent projection replicas
+    writing the same ticket cannot undo each other. ``seq`` comes from a SEQUENCE there; on SQLite
+    it is max+1, taken under the write lock that ``BEGIN IMMEDIATE`` holds.
+    """
+    if conn.dialect.name == "postgresql":
+        seq_sql = f"nextval('{SEQUENCE}')"
+    else:
+        seq_sql = f"(SELECT coalesce(max(seq), 0) + 1 FROM {table})"
+    result = conn.execute(
+        text(
+            f"""
+            INSERT INTO {table} ({COLUMNS}) VALUES (:ticket_id, :run_id, :finished_us, :status,
+                :category, :customer_id, :outcome_json, :recorded_at, {seq_sql})
+            ON CONFLICT (ticket_id) DO UPDATE SET
+                run_id = excluded.run_id, finished_us = excluded.finished_us,
+                status = excluded.status, category = excluded.category,
+                customer_id = excluded.customer_id, outcome_json = excluded.outcome_json,
+                recorded_at = excluded.recorded_at, seq = excluded.seq
+            WHERE (excluded.finished_us, excluded.run_id) > ({table}.finished_us, {table}.run_id)
+            """
         ),
+        {
+            "ticket_id": row.ticket_id,
+            "run_id": row.run_id,
+            "finished_us": row.finished_us,
+            "status": row.status,
+            "category": row.category,
+            "customer_id": row.customer_id,
+            "outcome_json": row.outcome_json,
+            "recorded_at": row.recorded_at,
+        },
     )
-    return cur.rowcount > 0
+    return result.rowcount > 0
 
 
 def select_rows(
-    conn: sqlite3.Connection, where: str = "", params: Sequence[object] = ()
+    conn: Connection,
+    where: str = "",
+    params: Mapping[str, object] | None = None,
+    table: str = "outcomes",
 ) -> list[StoredOutcome]:
-    """``SELECT`` every column of the rows matching ``where`` (the text after ``FROM outcomes``)."""
-    sql = f"SELECT {COLUMNS} FROM outcomes {where}".rstrip()
+    """``SELECT`` every column of the rows matching ``where`` (the text after ``FROM <table>``)."""
+    sql = f"SELECT {COLUMNS} FROM {table} {where}".rstrip()
     try:
-        return [StoredOutcome(*r) for r in conn.execute(sql, tuple(params)).fetchall()]
-    except sqlite3.OperationalError as err:
-        # A file deleted by hand and recreated empty by a reader: an empty view until the next write.
-        if "no such table" in str(err):
+        return [StoredOutcome(*r) for r in conn.execute(text(sql), dict(params or {})).all()]
+    except sa_exc.OperationalError as err:
+        # A SQLite file deleted by hand and recreated empty by a reader: an empty view until the
+        # next write recreates the table.
+        if isinstance(err.orig, sqlite3.OperationalError) and "no such table" in str(err.orig):
             return []
         raise
 
 
-def rows_since(conn: sqlite3.Connection, seq: int) -> list[StoredOutcome]:
+def rows_since(conn: Connection, seq: int, table: str = "outcomes") -> list[StoredOutcome]:
     """Every row written after ``seq``, in seq order."""
-    return select_rows(conn, "WHERE seq > ? ORDER BY seq", (seq,))
+    return select_rows(conn, "WHERE seq > :seq ORDER BY seq", {"seq": seq}, table)

@@ -33,6 +33,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy import exc as sa_exc
 from ticketflow.contracts.models import TICKET_ID_PATTERN
 from ticketflow.contracts.proto_convert import enum_from_proto, to_proto
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2
@@ -178,9 +179,12 @@ class ReadModelServicer(readmodel_pb2_grpc.ReadModelServiceServicer):
         """``fn`` on a thread (SQLite blocks); a database error is UNAVAILABLE to the caller."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
-        except sqlite3.Error as err:
-            log.exception("read model error")
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"read model unavailable: {err}")
+        except (sqlite3.Error, sa_exc.SQLAlchemyError) as err:
+            # The driver's own message, without SQLAlchemy's SQL and parameters.
+            cause = err.orig if isinstance(err, sa_exc.DBAPIError) else err
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            log.warning("read model unavailable: %s: %s", type(cause).__name__, reason)
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"read model unavailable: {reason}")
 
 
 async def _abort(

@@ -2,7 +2,8 @@
 
 1. List the closed ``TicketWorkflow`` executions (visibility) and fetch each completed run's result
    (a ``TicketOutcome``, through the contracts' data converter), a few at a time.
-2. Write them into a fresh file next to ``readmodel.db``, under the same version rule as the
+2. Write them into a fresh store (SQLite: a file next to ``readmodel.db``; PostgreSQL: a table
+   next to ``outcomes``, store.py ``fresh``), under the same version rule as the
    activity, so the result equals the incrementally built view.
 3. Merge every row of the current file into the fresh one, again under the version rule (only a
    strictly newer version wins), so the merge can never go backwards. A row newer than what the
@@ -16,9 +17,9 @@
    A run that ended as a duplicate (``TicketOutcome.duplicate_of``: a re-submission the api
    accepted without the read model, docs/architecture.md, "Intake: accepted without the read
    model") is never rebuilt: it did nothing, and the earlier run's row stays.
-4. Swap the fresh file in atomically (`ReadModelStore.swap_in`). The last concurrent writes are merged
-   under the exclusive lock, so none is lost. The gRPC API keeps answering, from the old file
-   before the swap and from the new one after it.
+4. Swap the fresh store in atomically (`ReadModelStore.swap_in`). The last concurrent writes are
+   merged under the exclusive lock, so none is lost. The gRPC API keeps answering, from the old
+   view before the swap and from the new one after it.
 
 A ticket that cannot be rebuilt is reported with the reason. A Temporal server that stops answering
 aborts the rebuild (``TemporalUnreachable``) and leaves the current file untouched. Otherwise an
@@ -30,20 +31,20 @@ then completes and the rebuild returns its report.
 from __future__ import annotations
 
 import asyncio
-import os
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from ticketflow.contracts import names
 from ticketflow.contracts.models import TicketOutcome
 from ticketflow.runtime import TemporalUnreachable
+from ticketflow.storage import StoreUrl
 
-from .store import ReadModelStore, StoredOutcome, rows_since
+from .store import ReadModelStore, StoredOutcome, is_sqlite_corruption, rows_since
 
 __all__ = [
     "CLOSED_TICKETS_QUERY",
@@ -78,7 +79,7 @@ T = TypeVar("T")
 
 @dataclass
 class RebuildReport:
-    path: Path
+    path: Path | str
     executions: int = 0
     rebuilt: list[str] = field(default_factory=list)
     # ticket_id -> why it was not re-derived from Temporal
@@ -125,19 +126,34 @@ def _unreachable(err: RPCError) -> bool:
 
 async def rebuild(
     client: Client,
-    path: Path,
+    where: StoreUrl | Path,
     *,
     drop_unretained: bool = False,
     concurrency: int = 16,
     progress: Callable[[str], None] = lambda line: None,
+    migrate: bool = True,
 ) -> RebuildReport:
-    """Re-derive the view at ``path`` from Temporal and swap it in; see the module docstring."""
-    report = RebuildReport(path=path)
-    live = _open_live(path, progress)
-    start_seq = _safe(live.max_seq, 0)
-    fresh_path = path.with_name(f"{path.name}.rebuild-{os.getpid()}")
-    _remove_db(fresh_path)
-    fresh = ReadModelStore(fresh_path, shared_lock=False)
+    """Re-derive the view at ``where`` from Temporal and swap it in; see the module docstring."""
+    live = _open_live(where, progress, migrate)
+    report = RebuildReport(path=live.where)
+    try:
+        await _rebuild_into(client, live, report, drop_unretained, concurrency, progress)
+    finally:
+        live.close()
+    progress(f"rebuild: swapped the new view in at {live.where}")
+    return report
+
+
+async def _rebuild_into(
+    client: Client,
+    live: ReadModelStore,
+    report: RebuildReport,
+    drop_unretained: bool,
+    concurrency: int,
+    progress: Callable[[str], None],
+) -> None:
+    start_seq = await asyncio.to_thread(_safe, live.max_seq, 0)
+    fresh = await asyncio.to_thread(live.fresh)
     try:
         outcomes, failures, listed = await _fetch_all(client, concurrency, progress)
         report.executions = listed
@@ -174,26 +190,25 @@ async def rebuild(
 
         # Phase 2, under the exclusive lock: whatever was recorded since phase 1 read. All of it is
         # newer than phase 1, so all of it is kept (the version rule still decides per ticket).
-        def last_writes(conn: sqlite3.Connection | None) -> None:
+        def last_writes(conn: Connection | None) -> None:
             if conn is None:
                 return
-            late: list[StoredOutcome] = _safe(lambda: rows_since(conn, seen), [])
+            late: list[StoredOutcome] = _safe(lambda: rows_since(conn, seen, live.table), [])
             report.concurrent += len(late)
             for i in range(0, len(late), _BATCH):
                 fresh.put_many(late[i : i + _BATCH])
 
         await _swap_to_the_end(live, fresh, last_writes)
     except BaseException:
-        _remove_db(fresh_path)
+        fresh.discard()
         raise
-    progress(f"rebuild: swapped the new view in at {path}")
-    return report
+    fresh.close()
 
 
 async def _swap_to_the_end(
     live: ReadModelStore,
     fresh: ReadModelStore,
-    last_writes: Callable[[sqlite3.Connection | None], None],
+    last_writes: Callable[[Connection | None], None],
 ) -> None:
     """``live.swap_in(fresh, last_writes)`` on a thread, never abandoned halfway.
 
@@ -351,27 +366,27 @@ async def _fetch_all(
     return outcomes, failures, listed
 
 
-def _open_live(path: Path, progress: Callable[[str], None]) -> ReadModelStore:
+def _open_live(
+    where: StoreUrl | Path, progress: Callable[[str], None], migrate: bool
+) -> ReadModelStore:
     try:
-        return ReadModelStore(path)
-    except sqlite3.DatabaseError as err:
+        return ReadModelStore(where, migrate=migrate)
+    except Exception as err:
+        if not is_sqlite_corruption(err):
+            raise
         progress(
-            f"rebuild: the current {path} is unreadable ({err}); replacing it, carrying nothing over"
+            f"rebuild: the current {where} is unreadable ({err}); replacing it, carrying nothing "
+            "over"
         )
-        return ReadModelStore(path, prepare=False)
+        return ReadModelStore(where, prepare=False)
 
 
 def _safe(fn: Callable[[], T], default: T) -> T:
-    """Reads of the current file; an unreadable (corrupt) file counts as empty."""
+    """Reads of the current SQLite file; an unreadable (corrupt) file counts as empty. A database
+    server's error is not "empty": it aborts the rebuild."""
     try:
         return fn()
-    except sqlite3.DatabaseError:
-        return default
-
-
-def _remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal", ".lock", ".gate"):
-        try:
-            os.unlink(f"{path}{suffix}")
-        except FileNotFoundError:
-            pass
+    except Exception as err:
+        if is_sqlite_corruption(err):
+            return default
+        raise

@@ -39,13 +39,20 @@ _MAX_RESTART_BACKOFF_S = 5.0
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then stop gracefully (see the module docstring)."""
-    store = ReadModelStore(settings.readmodel_path)
+    store = ReadModelStore(settings.readmodel_store, migrate=settings.migrates_on_start)
+    try:
+        await _serve_store(settings, store, stop)
+    finally:
+        store.close()
+
+
+async def _serve_store(settings: Settings, store: ReadModelStore, stop: asyncio.Event) -> None:
     token = settings.readmodel_token.get_secret_value() or None
     api = ReadApiServer(store, settings.projection_address, token=token)
     await api.start()
     print(
         f"projection {VERSION}: gRPC read API on {api.bound_address}; "
-        f"read model {settings.readmodel_path}",
+        f"read model {settings.readmodel_store.shown}",
         flush=True,
     )
     if api.needs_token:

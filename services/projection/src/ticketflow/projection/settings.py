@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from ticketflow.runtime import ServiceSettings
+from ticketflow.storage import Backend, StoreUrl, parse_store_url
 
 __all__ = ["READMODEL_TOKEN_MIN_CHARS", "Settings"]
 
@@ -26,6 +27,19 @@ class Settings(ServiceSettings):
     # TICKETFLOW_READMODEL_TOKEN), else UNAUTHENTICATED; health and reflection stay open.
     readmodel_token: SecretStr = SecretStr("")
     projection_max_concurrent_activities: int = Field(8, ge=1, le=256)
+    # Where the read model lives: sqlite:///<file> (relative: under data_dir) or
+    # postgresql://user:password@host:port/database. Default: readmodel.db under data_dir.
+    readmodel_url: str = "sqlite:///readmodel.db"
+    # Run the read model's migrations at start. Unset: yes on SQLite (the embedded default needs
+    # no deploy step), no on PostgreSQL (a deploy runs `ticketflow-projection migrate` once; a
+    # replica on a store that is behind refuses to start and says so).
+    migrate_on_start: bool | None = None
+
+    @field_validator("readmodel_url")
+    @classmethod
+    def _a_store_url(cls, value: str) -> str:
+        parse_store_url(value, data_dir=Path("."))  # InvalidStoreUrl says which forms work
+        return value
 
     @field_validator("readmodel_token")
     @classmethod
@@ -39,5 +53,11 @@ class Settings(ServiceSettings):
         return value
 
     @property
-    def readmodel_path(self) -> Path:
-        return self.data_dir / "readmodel.db"
+    def readmodel_store(self) -> StoreUrl:
+        return parse_store_url(self.readmodel_url, data_dir=self.data_dir)
+
+    @property
+    def migrates_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.readmodel_store.backend == Backend.SQLITE
