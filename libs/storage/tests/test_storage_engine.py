@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, NullPool, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from ticketflow.storage import is_transient, open_engine, parse_store_url
+from ticketflow.storage import describe, is_transient, open_engine, parse_store_url
 from ticketflow.storage.engine import reader
 from ticketflow.testkit import PostgresServer
 
@@ -65,13 +65,19 @@ def test_sqlite_writers_queue_from_their_first_read_and_readers_do_not(tmp_path:
         impatient.dispose()
 
 
-def test_a_constraint_violation_is_not_transient(engine: Engine) -> None:
+def test_a_constraint_violation_is_not_transient_and_its_message_holds_no_data(
+    engine: Engine,
+) -> None:
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (k TEXT PRIMARY KEY)"))
-        conn.execute(text("INSERT INTO t VALUES ('a')"))
+        conn.execute(text("INSERT INTO t VALUES (:k)"), {"k": "my card was charged twice"})
     with pytest.raises(DBAPIError) as raised, engine.begin() as conn:
-        conn.execute(text("INSERT INTO t VALUES ('a')"))
+        conn.execute(text("INSERT INTO t VALUES (:k)"), {"k": "my card was charged twice"})
     assert not is_transient(raised.value)
+    # SQLAlchemy's message hides the parameters; `describe` drops the server's DETAIL line too.
+    assert "SQL parameters hidden" in str(raised.value)
+    assert "charged twice" not in describe(raised.value)
+    assert "unique" in describe(raised.value).lower()
 
 
 def test_a_postgresql_restart_fails_calls_transiently_then_the_pool_recovers() -> None:

@@ -9,7 +9,7 @@
 """
 
 from .engine import open_engine
-from .errors import is_transient
+from .errors import describe, is_transient
 from .migrations import Migrations, SchemaMismatch, current_revision, require_current, upgrade
 from .url import Backend, InvalidStoreUrl, StoreUrl, parse_store_url, sqlite_url
 
@@ -20,6 +20,7 @@ __all__ = [
     "SchemaMismatch",
     "StoreUrl",
     "current_revision",
+    "describe",
     "is_transient",
     "open_engine",
     "parse_store_url",

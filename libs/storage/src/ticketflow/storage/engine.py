@@ -84,6 +84,7 @@ def _sqlite_engine(
     engine = create_engine(
         url.sqlalchemy_url,
         connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+        hide_parameters=True,  # see _postgresql_engine
         **({} if pooled else {"poolclass": NullPool}),
     )
 
@@ -121,6 +122,9 @@ def _postgresql_engine(
         max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_timeout=connect_timeout_s,
+        # A failing statement's parameters are ticket text, customer ids and replies: keep them
+        # out of exception messages, which reach logs and Temporal's activity failures.
+        hide_parameters=True,
         connect_args={
             "connect_timeout": max(1, round(connect_timeout_s)),
             "options": f"-c statement_timeout={round(statement_timeout_s * 1000)}",

@@ -13,7 +13,7 @@ import sqlite3
 import psycopg
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["is_transient"]
+__all__ = ["describe", "is_transient"]
 
 # SQLSTATE classes and codes: connection exceptions (08), insufficient resources (53), operator
 # intervention (57: admin shutdown, crash shutdown, cannot connect now), serialization failure
@@ -37,3 +37,16 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(cause, sqlite3.OperationalError):
         return "locked" in str(cause) or "busy" in str(cause)
     return False
+
+
+def describe(error: BaseException) -> str:
+    """``<DriverError>: <the driver's first line>``, safe for logs and activity failures.
+
+    Not ``str(error)``: SQLAlchemy's message quotes the statement, and PostgreSQL's later lines
+    (DETAIL) quote the conflicting key's value, which is ticket data. The first line names the
+    constraint or the condition ("duplicate key value violates unique constraint ...",
+    "connection refused"), never a value.
+    """
+    cause = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first}".rstrip(": ")

@@ -32,7 +32,7 @@ from ticketflow.contracts.models import (
     SendReplyInput,
     TicketStatus,
 )
-from ticketflow.storage import is_transient
+from ticketflow.storage import describe, is_transient
 
 from ._store import AttemptInfo
 from .ledger import LedgerConflict, RefundLedger
@@ -64,9 +64,8 @@ def _store_errors() -> Iterator[None]:
     except SQLAlchemyError as err:
         if not is_transient(err):
             raise
-        cause = str(getattr(err, "orig", None) or err).splitlines()[0]
         raise ApplicationError(
-            f"ledger store unavailable, Temporal retries: {cause}",
+            f"ledger store unavailable, Temporal retries: {describe(err)}",
             type="LedgerUnavailable",
             non_retryable=False,
         ) from err

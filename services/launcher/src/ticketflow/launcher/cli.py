@@ -56,8 +56,11 @@ environment (all optional):
                                                   token; unset: reads are open (dev default)
   TICKETFLOW_READMODEL_TOKEN     token            api -> projection; unset: one is made for
                                                   each run (given to those two only)
+  TICKETFLOW_LEDGER_URL          sqlite:///ledger.db     the core worker's store (under the
+  TICKETFLOW_READMODEL_URL       sqlite:///readmodel.db  data dir), or postgresql://...
   TICKETFLOW_LOG_LEVEL           INFO             the launcher's and the services' log level
-Every other TICKETFLOW_* variable (policy, agent knobs) passes through to the services.
+Every other TICKETFLOW_* variable (policy, agent knobs, TICKETFLOW_MIGRATE_ON_START) passes through
+to the services.
 Two stacks can run side by side with different ports and data dirs.
 
 exit codes: 0 stopped on request, 1 a process died or did not become ready, 2 nothing started

@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from ticketflow.contracts import names
 from ticketflow.contracts.models import TicketOutcome
-from ticketflow.storage import is_transient
+from ticketflow.storage import describe, is_transient
 
 from .store import ReadModelStore
 
@@ -33,9 +33,7 @@ UNEXPECTED = "ReadModelError"
 
 def db_failure(err: BaseException) -> ApplicationError:
     """A retryable failure for a database error, with the driver's first line only."""
-    cause = err.orig if isinstance(err, sa_exc.DBAPIError) else err
-    first = (str(cause).strip().splitlines() or [""])[0]
-    reason = f"{type(cause).__name__}: {first}".rstrip(": ")
+    reason = describe(err)
     kind = TRANSIENT if is_transient(err) else UNEXPECTED
     return ApplicationError(f"read model write failed ({reason}); retried", type=kind)
 

@@ -36,6 +36,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import exc as sa_exc
 from ticketflow.contracts.models import TICKET_ID_PATTERN
 from ticketflow.contracts.proto_convert import enum_from_proto, to_proto
+from ticketflow.storage import describe
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2
 
 from .paging import InvalidPageToken, decode_token, encode_token
@@ -180,10 +181,9 @@ class ReadModelServicer(readmodel_pb2_grpc.ReadModelServiceServicer):
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except (sqlite3.Error, sa_exc.SQLAlchemyError) as err:
-            # The driver's own message, without SQLAlchemy's SQL and parameters.
-            cause = err.orig if isinstance(err, sa_exc.DBAPIError) else err
-            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            log.warning("read model unavailable: %s: %s", type(cause).__name__, reason)
+            # The driver's own first line, without SQLAlchemy's SQL and parameters.
+            reason = describe(err)
+            log.warning("read model unavailable: %s", reason)
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"read model unavailable: {reason}")
 
 
