@@ -10,13 +10,18 @@ effects done, then stops the stack and prints:
 The mix is reply-only account tickets and small refunds (all auto-approved, no human in the loop),
 so the figures measure the machinery, not a waiting approver.
 
-    uv run python bench/e2e.py --tickets 200 --concurrency 20 [--latency-ms 0]
+    uv run python bench/e2e.py --tickets 200 --concurrency 20 [--latency-ms 0] [--store postgresql]
+
+``--store postgresql`` puts the ledger, the outbox and the read model on a real PostgreSQL (the
+test kit's server from the pgserver wheel, on a free loopback port, stopped afterwards) instead
+of the SQLite files, to compare both backends on the same batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -28,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from ticketflow.testkit import free_port
+from ticketflow.testkit import PostgresServer, free_port
 
 
 def start_stack(
@@ -87,9 +92,26 @@ def body(i: int) -> dict:
     return {"customer_id": f"c{i}", "subject": "Cannot login", "body": "forgot my password"}
 
 
+def store_env(store: str, stack: contextlib.ExitStack) -> dict[str, str]:
+    """The environment that puts every ticketflow store on ``store``."""
+    if store == "sqlite":
+        return {}
+    server = stack.enter_context(PostgresServer())
+    print(f"PostgreSQL on 127.0.0.1:{server.port} for the ledger and the read model", flush=True)
+    return {
+        "TICKETFLOW_LEDGER_URL": server.create_database("ledger"),
+        "TICKETFLOW_READMODEL_URL": server.create_database("readmodel"),
+        "TICKETFLOW_MIGRATE_ON_START": "true",
+    }
+
+
 async def run(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="ticketflow-bench-") as tmp:
-        proc, base = start_stack(Path(tmp), args.latency_ms, args.rate)
+    with (
+        tempfile.TemporaryDirectory(prefix="ticketflow-bench-") as tmp,
+        contextlib.ExitStack() as stores,
+    ):
+        extra = store_env(args.store, stores)
+        proc, base = start_stack(Path(tmp), args.latency_ms, args.rate, extra_env=extra)
         try:
             async with httpx.AsyncClient(base_url=base, timeout=60) as client:
                 await wait_ready(client, proc)
@@ -170,6 +192,12 @@ def main() -> None:
     ap.add_argument("--tickets", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--latency-ms", type=int, default=0, help="mock model latency per call")
+    ap.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where the ledger, outbox and read model live (default: the SQLite files)",
+    )
     ap.add_argument(
         "--rate",
         type=float,
