@@ -9,9 +9,12 @@ original receipt: a retry pays nothing. A refund of another amount for a refunde
 (``LedgerConflict``).
 
 Safe with several writers on PostgreSQL without a lock of ours: the refund row is INSERTed with
-``ON CONFLICT (ticket_id) DO NOTHING``, so of concurrent first attempts exactly one inserts (the
-others wait on the primary key until it commits, then insert nothing); whoever did not insert
-reads the committed row. On SQLite the ``BEGIN IMMEDIATE`` transaction already serialises them.
+``ON CONFLICT DO NOTHING``, so of concurrent first attempts exactly one inserts (the others wait
+on the unique index until it commits, then insert nothing); whoever did not insert reads the
+committed row. No conflict target on purpose: ``refund_id`` is unique too and derived from the
+ticket_id, and a concurrent insert may meet that index first; with ``ON CONFLICT (ticket_id)``
+it raised a UniqueViolation on ``refunds_refund_id_key`` instead of waiting (seen in CI). On
+SQLite the ``BEGIN IMMEDIATE`` transaction already serialises them.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ class RefundLedger(StoreUser):
 _INSERT_REFUND = text(
     "INSERT INTO refunds (ticket_id, refund_id, customer_id, order_id, amount_cents, workflow_id,"
     " created_at) VALUES (:ticket_id, :refund_id, :customer_id, :order_id, :amount_cents,"
-    " :workflow_id, :created_at) ON CONFLICT (ticket_id) DO NOTHING RETURNING refund_id"
+    " :workflow_id, :created_at) ON CONFLICT DO NOTHING RETURNING refund_id"
 )
 _SELECT_REFUND = text(
     "SELECT refund_id, amount_cents, created_at FROM refunds WHERE ticket_id = :ticket_id"

@@ -6,7 +6,8 @@ ticket_id. Each call writes its attempt row and, at most once per ticket, the re
 transaction; a retry finds the row and answers with the original receipt (``already_sent``). One
 reply per ticket, ever: a reply of another kind for a ticket that has one is not sent, the first
 one is the answer (its attempt is logged as ``conflict``). Concurrent writers on PostgreSQL: the
-reply row is INSERTed ``ON CONFLICT (ticket_id) DO NOTHING``, as in the refund ledger.
+reply row is INSERTed ``ON CONFLICT DO NOTHING`` (any unique key: ticket_id or the reply_id derived
+from it), as in the refund ledger.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class ReplyOutbox(StoreUser):
 _INSERT_REPLY = text(
     "INSERT INTO replies (ticket_id, reply_id, customer_id, kind, body, workflow_id, created_at,"
     " content_sha256) VALUES (:ticket_id, :reply_id, :customer_id, :kind, :body, :workflow_id,"
-    " :created_at, :content_sha256) ON CONFLICT (ticket_id) DO NOTHING RETURNING reply_id"
+    " :created_at, :content_sha256) ON CONFLICT DO NOTHING RETURNING reply_id"
 )
 _SELECT_REPLY = text(
     "SELECT reply_id, kind, created_at, content_sha256 FROM replies WHERE ticket_id = :ticket_id"
