@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from ticketflow.storage import StoreUrl, open_engine, parse_store_url
-from ticketflow.testkit import PostgresServer
+from ticketflow.testkit import BACKENDS, backend_database_url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUrl:
-    if request.param == "sqlite":
-        return parse_store_url("sqlite:///store.db", data_dir=tmp_path)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return parse_store_url(server.create_database(), data_dir=tmp_path)
+    url = backend_database_url(request, tmp_path / "store.db")
+    return parse_store_url(url, data_dir=tmp_path)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ticketflow.contracts import names
 from ticketflow.contracts.decision_signing import DecisionKey, sign_decision
 from ticketflow.contracts.models import DecideInput, TicketInput, TicketOutcome, TicketState
 from ticketflow.core_worker._store import LedgerStore
-from ticketflow.testkit import RecordedOutcomes, eventually_async
+from ticketflow.testkit import BACKENDS, RecordedOutcomes, eventually_async
 
 Handle = WorkflowHandle[Any, TicketOutcome]
 # The conftest fixture ``start_workers(env, ...)``: start the workflow's workers, get the projection
@@ -48,7 +48,7 @@ async def state_when(
 
 # A module whose tests take the ``ledger_url`` fixture (through ``refund_ledger``, ``outbox`` or
 # ``ledger_store``) runs each of them on SQLite and on a real PostgreSQL.
-BOTH_BACKENDS = pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
+BOTH_BACKENDS = pytest.mark.parametrize("ledger_url", BACKENDS, indirect=True)
 
 
 def rows(where: Path | LedgerStore, sql: str, *args: object) -> list[tuple[Any, ...]]:

@@ -25,7 +25,7 @@ from ticketflow.core_worker.ledger import RefundLedger
 from ticketflow.core_worker.outbox import ReplyOutbox
 from ticketflow.core_worker.workflow import TicketWorkflow
 from ticketflow.storage import StoreUrl, parse_store_url
-from ticketflow.testkit import PostgresServer, RecordedOutcomes, WorkerFleet, fake_agent
+from ticketflow.testkit import RecordedOutcomes, WorkerFleet, backend_database_url, fake_agent
 
 from ._tickets import TEST_KEYS, StartWorkers
 
@@ -38,10 +38,8 @@ def ledger_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def ledger_url(request: pytest.FixtureRequest, ledger_path: Path) -> StoreUrl:
     """The ledger store's URL: ``ledger_path`` unless the module runs on ``BOTH_BACKENDS``."""
-    if getattr(request, "param", "sqlite") == "sqlite":
-        return parse_store_url(f"sqlite:///{ledger_path}", data_dir=ledger_path.parent)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return parse_store_url(server.create_database(), data_dir=ledger_path.parent)
+    url = backend_database_url(request, ledger_path)
+    return parse_store_url(url, data_dir=ledger_path.parent)
 
 
 @pytest.fixture

@@ -17,16 +17,14 @@ import pytest
 from ticketflow.projection.grpc_api import ReadApiServer
 from ticketflow.projection.store import ReadModelStore
 from ticketflow.storage import StoreUrl, parse_store_url
-from ticketflow.testkit import PostgresServer
+from ticketflow.testkit import BACKENDS, backend_database_url
 from ticketflow.v1 import readmodel_pb2_grpc
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUrl:
-    if request.param == "sqlite":
-        return parse_store_url("sqlite:///readmodel.db", data_dir=tmp_path)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return parse_store_url(server.create_database(), data_dir=tmp_path)
+    url = backend_database_url(request, tmp_path / "readmodel.db")
+    return parse_store_url(url, data_dir=tmp_path)
 
 
 @pytest.fixture

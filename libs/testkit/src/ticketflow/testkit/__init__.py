@@ -11,6 +11,7 @@ The pytest plugin (``ticketflow.testkit.plugin``) adds the ``dev_env``, ``time_e
 
 from .agents import FALLBACK_CONFIDENCE, RecordedOutcomes, fake_agent
 from .fleet import WorkerFleet, wait_polling, wait_until_polling
+from .plugin import BACKENDS, backend_database_url
 from .polling import eventually, eventually_async
 from .ports import free_port
 from .postgres import PostgresServer
@@ -25,6 +26,7 @@ from .servers import (
 from .tickets import BASE_TIME, TEST_DECISION_KEYS, fresh_id, new_ticket, outcome, ticket_input
 
 __all__ = [
+    "BACKENDS",
     "BASE_TIME",
     "FALLBACK_CONFIDENCE",
     "TEST_DECISION_KEYS",
@@ -33,6 +35,7 @@ __all__ = [
     "RecordedOutcomes",
     "ServiceProcess",
     "WorkerFleet",
+    "backend_database_url",
     "console_script",
     "eventually",
     "eventually_async",

@@ -86,3 +86,15 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     yield url
     if postgres_server.pid is not None:  # a test may have stopped or killed it
         postgres_server.drop_database(url)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def backend_database_url(request: pytest.FixtureRequest, sqlite_file: Path) -> str:
+    """For a fixture parametrized over ``BACKENDS``: ``sqlite:///<sqlite_file>``, or a fresh
+    database on the session's ``postgres_server`` (an unparametrized fixture gets SQLite)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return f"sqlite:///{sqlite_file}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
