@@ -9,7 +9,7 @@ code is tested in services/projection/tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,9 +34,18 @@ from ticketflow.projection.rebuild import (
 )
 from ticketflow.projection.store import ReadModelStore
 from ticketflow.runtime import TemporalUnreachable
+from ticketflow.storage import parse_store_url
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
-from .workflow_stack import TicketStack, copy_db, delete_db, start_server, table, visible
+from .workflow_stack import (
+    TicketStack,
+    clear,
+    copy_db,
+    leftovers,
+    start_server,
+    table,
+    visible,
+)
 
 
 @dataclass
@@ -64,10 +73,21 @@ async def scenario(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sc
         await testkit.stop_env(env)
 
 
-@pytest.fixture
-def view_a(scenario: Scenario, tmp_path: Path) -> ReadModelStore:
-    """A private copy of the incrementally built view, for tests that change it."""
-    return copy_db(scenario.view_a, tmp_path / "a" / "readmodel.db")
+@pytest.fixture(params=testkit.BACKENDS)
+def view_a(
+    scenario: Scenario, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ReadModelStore]:
+    """A private copy of the incrementally built view, for tests that change it: a SQLite file,
+    or the same rows in a fresh database on the suite's PostgreSQL server."""
+    path = tmp_path / "a" / "readmodel.db"
+    if getattr(request, "param", "sqlite") == "sqlite":
+        store = copy_db(scenario.view_a, path)
+    else:
+        url = testkit.backend_database_url(request, path)
+        store = ReadModelStore(parse_store_url(url, data_dir=tmp_path))
+        store.put_many(scenario.view_a.rows())
+    yield store
+    store.close()
 
 
 def outcome_of(view: ReadModelStore, ticket_id: str) -> TicketOutcome:
@@ -100,6 +120,7 @@ async def test_rebuild_equals_the_incremental_view(scenario: Scenario, tmp_path:
         "readmodel.db-shm",
         "readmodel.db.lock",
         "readmodel.db.gate",
+        "readmodel.db.rebuild.lock",  # one rebuild at a time
     }
     assert leftovers == set()
 
@@ -108,9 +129,9 @@ async def test_rebuild_after_deleting_the_view_reproduces_every_outcome(
     scenario: Scenario, view_a: ReadModelStore
 ) -> None:
     before = table(view_a)
-    delete_db(view_a.path)
+    clear(view_a)
     assert view_a.count() == 0
-    report = await rebuild(scenario.client, view_a.path)
+    report = await rebuild(scenario.client, view_a.url)
     assert report.failed == {}
     assert table(view_a) == before
     for tid, outcome in scenario.outcomes.items():
@@ -132,13 +153,13 @@ async def test_rebuild_keeps_or_drops_rows_temporal_no_longer_has(
 ) -> None:
     ghost = testkit.outcome("ghost-1")
     view_a.record(ghost, run_id="gone")
-    report = await rebuild(scenario.client, view_a.path)
+    report = await rebuild(scenario.client, view_a.url)
     assert report.failed == {"ghost-1": NOT_IN_TEMPORAL}
     assert report.kept == ["ghost-1"]
     assert outcome_of(view_a, "ghost-1") == ghost
     assert any("ghost-1" in line and "kept" in line for line in report.lines())
 
-    report = await rebuild(scenario.client, view_a.path, drop_unretained=True)
+    report = await rebuild(scenario.client, view_a.url, drop_unretained=True)
     assert report.failed == {"ghost-1": NOT_IN_TEMPORAL} and report.kept == []
     assert view_a.get("ghost-1") is None
     assert set(table(view_a)) == set(scenario.outcomes)
@@ -162,7 +183,7 @@ async def test_a_newer_run_not_closed_yet_is_not_rolled_back(
     assert view_a.record(run2, run_id="run-2-after-a-reset")
     expected = table(view_a)
     for drop in (False, True):
-        report = await rebuild(scenario.client, view_a.path, drop_unretained=drop)
+        report = await rebuild(scenario.client, view_a.url, drop_unretained=drop)
         row = view_a.get(tid)
         assert row is not None and row.outcome == run2
         assert row.run_id == "run-2-after-a-reset"
@@ -186,9 +207,9 @@ async def test_an_older_row_gives_way_to_the_closed_run(
             "finished_at": current.finished_at - timedelta(minutes=1),
         }
     )
-    delete_db(view_a.path)
+    clear(view_a)
     view_a.record(stale, run_id="run-0")
-    report = await rebuild(scenario.client, view_a.path, drop_unretained=True)
+    report = await rebuild(scenario.client, view_a.url, drop_unretained=True)
     assert outcome_of(view_a, tid) == current
     assert table(view_a) == table(scenario.view_a)
     assert report.failed == {} and report.newer == []
@@ -212,7 +233,7 @@ async def test_a_closed_run_missing_from_the_listing_is_kept_not_dropped(
 
     monkeypatch.setattr(Client, "list_workflows", list_workflows)
     before = table(view_a)
-    report = await rebuild(scenario.client, view_a.path, drop_unretained=True)
+    report = await rebuild(scenario.client, view_a.url, drop_unretained=True)
     assert table(view_a) == before
     assert report.rebuilt == sorted(set(scenario.outcomes) - {lagging})
     assert report.failed == {lagging: NOT_LISTED.format(status="COMPLETED")}
@@ -227,7 +248,7 @@ async def test_outcomes_recorded_during_the_rebuild_are_not_lost(
     even with --drop-unretained (they are new, not unretained)."""
     early = testkit.outcome("live-early")
     late = testkit.outcome("live-late")
-    writer = ReadModelStore(view_a.path)  # another handle, as the serving process has
+    writer = ReadModelStore(view_a.url)  # another handle, as the serving process has
 
     def progress(line: str) -> None:
         if "outcomes fetched" in line:  # listing done, current file not read yet
@@ -240,7 +261,7 @@ async def test_outcomes_recorded_during_the_rebuild_are_not_lost(
         return real_swap(self, fresh, before_swap)
 
     monkeypatch.setattr(ReadModelStore, "swap_in", swap_in)
-    report = await rebuild(scenario.client, view_a.path, drop_unretained=True, progress=progress)
+    report = await rebuild(scenario.client, view_a.url, drop_unretained=True, progress=progress)
     assert report.concurrent == 2
     assert outcome_of(view_a, "live-early") == early
     assert outcome_of(view_a, "live-late") == late
@@ -273,7 +294,7 @@ async def test_read_api_keeps_answering_and_serves_the_new_file(
     try:
         await stub.GetOutcome(readmodel_pb2.GetOutcomeRequest(ticket_id="ghost-2"))
         reader = asyncio.create_task(keep_reading())
-        report = await rebuild(scenario.client, view_a.path, drop_unretained=True)
+        report = await rebuild(scenario.client, view_a.url, drop_unretained=True)
         stop.set()
         await reader  # re-raises any failed read
         assert answered >= 1
@@ -298,9 +319,9 @@ async def test_temporal_going_away_aborts_and_changes_nothing(
 
     monkeypatch.setattr(WorkflowHandle, "result", unavailable)
     with pytest.raises(TemporalUnreachable):
-        await rebuild(scenario.client, view_a.path)
+        await rebuild(scenario.client, view_a.url)
     assert table(view_a) == before
-    assert not any(".rebuild-" in p.name for p in view_a.path.parent.iterdir())
+    assert leftovers(view_a) == []
 
 
 async def test_temporal_going_away_while_asked_about_a_row_changes_nothing(
@@ -315,9 +336,9 @@ async def test_temporal_going_away_while_asked_about_a_row_changes_nothing(
 
     monkeypatch.setattr(WorkflowHandle, "describe", unavailable)
     with pytest.raises(TemporalUnreachable):
-        await rebuild(scenario.client, view_a.path, drop_unretained=True)
+        await rebuild(scenario.client, view_a.url, drop_unretained=True)
     assert table(view_a) == before
-    assert not any(".rebuild-" in p.name for p in view_a.path.parent.iterdir())
+    assert leftovers(view_a) == []
 
 
 # ---- a test that changes Temporal: its own server ------------------------------------------

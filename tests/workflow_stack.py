@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import inspect, text
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from ticketflow import testkit
@@ -187,3 +188,19 @@ def copy_db(src: ReadModelStore, dest: Path) -> ReadModelStore:
 def delete_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def clear(store: ReadModelStore) -> None:
+    """Lose the whole view: delete the SQLite file, or empty the PostgreSQL table."""
+    if store.sqlite:
+        delete_db(store.path)
+    else:
+        with store.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {store.table}"))
+
+
+def leftovers(store: ReadModelStore) -> list[str]:
+    """Rebuild's work files (SQLite) or work tables (PostgreSQL) next to the view."""
+    if store.sqlite:
+        return sorted(p.name for p in store.path.parent.iterdir() if ".rebuild-" in p.name)
+    return sorted(t for t in inspect(store.engine).get_table_names() if "_rebuild_" in t)

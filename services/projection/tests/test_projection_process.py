@@ -28,6 +28,7 @@ from ticketflow import testkit
 from ticketflow.contracts import names
 from ticketflow.contracts.models import TicketOutcome
 from ticketflow.contracts.proto_convert import from_proto
+from ticketflow.projection._rebuild_guard import exclusive_rebuild
 from ticketflow.projection.store import ReadModelStore
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
@@ -229,6 +230,27 @@ async def test_rebuild_exits_non_zero_when_temporal_is_unreachable(
     assert "nothing was changed" in err
     assert table(store) == before
     assert leftovers(store) == []
+
+
+async def test_a_second_rebuild_exits_non_zero_and_changes_nothing(
+    tmp_path: Path, dev_env: WorkflowEnvironment, store: ReadModelStore
+) -> None:
+    """While a rebuild holds the view's rebuild lock (here: this test, from its own file handle
+    or database session), the real `rebuild` process refuses at once, saying why."""
+    store.record(testkit.outcome("t-keep"), run_id="r")
+    before = table(store)
+    url = store.url.sqlalchemy_url.render_as_string(hide_password=False)
+    address = dev_env.client.service_client.config.target_host
+    with exclusive_rebuild(store):
+        code, _, err = await run_to_exit(
+            "rebuild",
+            env={**env_for(tmp_path / "var", address), "TICKETFLOW_READMODEL_URL": url},
+        )
+    assert code == 1
+    assert "another rebuild of" in err and "is running" in err
+    assert "nothing was changed" in err
+    assert "Traceback" not in err
+    assert table(store) == before
 
 
 @pytest.mark.parametrize(

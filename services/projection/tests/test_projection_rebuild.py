@@ -19,7 +19,12 @@ from temporalio.testing import WorkflowEnvironment
 from ticketflow import testkit
 from ticketflow.contracts import names
 from ticketflow.contracts.models import Ticket, TicketInput
-from ticketflow.projection.rebuild import NOT_IN_TEMPORAL, RebuildReport, rebuild
+from ticketflow.projection.rebuild import (
+    NOT_IN_TEMPORAL,
+    RebuildReport,
+    RebuildRunning,
+    rebuild,
+)
 from ticketflow.projection.store import ReadModelStore
 
 from ._views import leftovers, table
@@ -34,6 +39,22 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await testkit.stop_env(env)
+
+
+def never_ending_listing(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Make every rebuild hang in Temporal's listing; the event says one got there."""
+    listing = asyncio.Event()
+
+    def list_workflows(self: Client, query: str | None = None, **kwargs: object):
+        async def never_ending():
+            listing.set()
+            await asyncio.Event().wait()
+            yield  # an async generator that never yields
+
+        return never_ending()
+
+    monkeypatch.setattr(Client, "list_workflows", list_workflows)
+    return listing
 
 
 async def test_a_running_ticket_is_neither_rebuilt_nor_dropped(
@@ -74,17 +95,7 @@ async def test_cancelled_before_the_swap_changes_nothing(
     view = store
     view.record(testkit.outcome("ghost-5"), run_id="gone")
     before = table(view)
-    listing = asyncio.Event()
-
-    def list_workflows(self: Client, query: str | None = None, **kwargs: object):
-        async def never_ending():
-            listing.set()
-            await asyncio.Event().wait()
-            yield  # an async generator that never yields
-
-        return never_ending()
-
-    monkeypatch.setattr(Client, "list_workflows", list_workflows)
+    listing = never_ending_listing(monkeypatch)
     task = asyncio.create_task(rebuild(temporal.client, view.url, drop_unretained=True))
     await asyncio.wait_for(listing.wait(), timeout=30)
     task.cancel()
@@ -147,3 +158,47 @@ async def test_the_rebuilt_file_is_private(
     assert fresh_modes == [0o600]
     assert stat.S_IMODE(view.path.stat().st_mode) == 0o600
     assert view.get("ghost-7") is not None  # kept: no --drop-unretained
+
+
+async def test_a_second_rebuild_is_refused_while_one_runs(
+    temporal: WorkflowEnvironment, store: ReadModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rebuilds at once could lose a write (the first swap renumbers what the second merges
+    from): the second is refused at once, saying why, and changes nothing. Once the first has
+    ended, a rebuild runs again."""
+    view = store
+    view.record(testkit.outcome("ghost-8"), run_id="gone")
+    before = table(view)
+    listing = never_ending_listing(monkeypatch)
+    first = asyncio.create_task(rebuild(temporal.client, view.url, drop_unretained=True))
+    try:
+        await asyncio.wait_for(listing.wait(), timeout=30)
+        with pytest.raises(RebuildRunning, match=r"another rebuild of .* is running"):
+            await rebuild(temporal.client, view.url, drop_unretained=True)
+        assert table(view) == before
+    finally:
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    monkeypatch.undo()
+    report = await rebuild(temporal.client, view.url, drop_unretained=True)
+    assert report.failed == {"ghost-8": NOT_IN_TEMPORAL}
+    assert view.get("ghost-8") is None
+
+
+async def test_a_dead_rebuilds_work_is_removed_by_the_next(
+    temporal: WorkflowEnvironment, store: ReadModelStore
+) -> None:
+    """A rebuild killed before its swap leaves its half-filled work file or table behind (it
+    never reaches its clean-up). The next rebuild, holding the lock, knows nobody is using it."""
+    view = store
+    view.record(testkit.outcome("ghost-9"), run_id="gone")
+    dead = view.fresh()  # what a killed rebuild had made, partly filled
+    dead.put_many(view.rows())
+    left = leftovers(view)
+    assert left
+    report = await rebuild(temporal.client, view.url)
+    assert leftovers(view) == []
+    assert report.leftovers == left
+    assert any("interrupted rebuild" in line for line in report.lines())
+    assert view.get("ghost-9") is not None

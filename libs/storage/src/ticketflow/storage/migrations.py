@@ -18,7 +18,6 @@ share one PostgreSQL database. The rules:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from alembic import command
@@ -29,6 +28,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from .engine import reader
+from .locks import advisory_key
 
 __all__ = ["Migrations", "SchemaMismatch", "current_revision", "require_current", "upgrade"]
 
@@ -75,8 +75,7 @@ class Migrations:
     @property
     def lock_key(self) -> int:
         """A stable signed 64-bit key for PostgreSQL's advisory lock, one per version table."""
-        digest = hashlib.sha256(f"ticketflow:{self.version_table}".encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
+        return advisory_key(self.version_table)
 
 
 def current_revision(engine: Engine, migrations: Migrations) -> str | None:

@@ -29,7 +29,7 @@ from ticketflow.storage import (
     upgrade,
 )
 
-from .rebuild import RebuildReport, rebuild
+from .rebuild import RebuildReport, RebuildRunning, rebuild
 from .runner import VERSION, serve
 from .schema import MIGRATIONS, UnsupportedSchema
 from .settings import Settings
@@ -225,6 +225,8 @@ async def _rebuild(settings: Settings, args: argparse.Namespace, stop: asyncio.E
         raise ServiceError("stopped before the swap; nothing was changed") from None
     except (UnsupportedSchema, SchemaMismatch) as err:
         raise ServiceError(f"{err}; nothing was changed") from err
+    except RebuildRunning as err:
+        raise ServiceError(f"{err}\nnothing was changed") from err
     except TemporalUnreachable as err:
         raise ServiceError(
             f"Temporal is unreachable: {err}\nnothing was changed; start Temporal "

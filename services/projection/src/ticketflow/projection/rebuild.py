@@ -44,6 +44,7 @@ from ticketflow.contracts.models import TicketOutcome
 from ticketflow.runtime import TemporalUnreachable
 from ticketflow.storage import StoreUrl
 
+from ._rebuild_guard import RebuildRunning, exclusive_rebuild
 from .store import ReadModelStore, StoredOutcome, is_sqlite_corruption, rows_since
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "NOT_IN_TEMPORAL",
     "NOT_LISTED",
     "RebuildReport",
+    "RebuildRunning",
     "TemporalUnreachable",
     "rebuild",
 ]
@@ -93,9 +95,15 @@ class RebuildReport:
     newer: list[str] = field(default_factory=list)
     # rows the running projection recorded while the rebuild ran, merged into the new file
     concurrent: int = 0
+    # work files or tables of an earlier rebuild that died, removed before this one began
+    leftovers: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"rebuild: {len(self.rebuilt)} ticket(s) rebuilt from Temporal into {self.path}"]
+        if self.leftovers:
+            out.append(
+                f"rebuild: removed what an interrupted rebuild left: {', '.join(self.leftovers)}"
+            )
         if self.failed:
             out.append(f"rebuild: {len(self.failed)} ticket(s) could not be rebuilt:")
             kept = set(self.kept)
@@ -137,7 +145,9 @@ async def rebuild(
     live = _open_live(where, progress, migrate)
     report = RebuildReport(path=live.where)
     try:
-        await _rebuild_into(client, live, report, drop_unretained, concurrency, progress)
+        with exclusive_rebuild(live) as leftovers:  # RebuildRunning if another one is at work
+            report.leftovers = leftovers
+            await _rebuild_into(client, live, report, drop_unretained, concurrency, progress)
     finally:
         live.close()
     progress(f"rebuild: swapped the new view in at {live.where}")
