@@ -1,6 +1,8 @@
-"""Crash tests with the ledger on PostgreSQL: two core workers share it (as on two hosts); one is
-SIGKILLed mid-batch, then the database itself crashes and restarts under load. Every ticket must
-reach its end; every refund and reply must exist exactly once."""
+"""Crash tests with the ledger, the outbox and the read model on PostgreSQL: two core workers share
+it (as on two hosts); one is SIGKILLed mid-batch, then the database itself crashes and restarts
+under load. Every ticket must reach its end; every refund and reply must exist exactly once; while
+the database is down, the api's read path answers 503 with a message (never a hang) and still
+accepts tickets."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def test_two_core_workers_and_a_database_crash_pay_each_refund_once(stack_factor
         url = server.create_database()
         stack = stack_factory(
             TICKETFLOW_LEDGER_URL=url,
+            TICKETFLOW_READMODEL_URL=url,  # the same database: each store has its own tables
             TICKETFLOW_MIGRATE_ON_START="true",  # both at once: the advisory lock serialises
             TICKETFLOW_MOCK_LATENCY_MS="100",
             **FAST_RETRY,
@@ -50,7 +53,7 @@ def test_two_core_workers_and_a_database_crash_pay_each_refund_once(stack_factor
 
         eventually(lambda: paid() >= 1, what="the first refunds")
         stack.kill("ticketflow-core-worker")  # one host gone; core-2 carries on
-        at_kill = paid()
+        at_kill, batch = paid(), len(amounts)
         eventually(lambda: paid() >= at_kill + 2, what="refunds paid by core-2 alone")
         server.kill()  # the database crashes under load ...
 
@@ -62,6 +65,17 @@ def test_two_core_workers_and_a_database_crash_pay_each_refund_once(stack_factor
 
         # ... side effects fail retryably while it is down (none is lost: Temporal retries) ...
         eventually(lambda: failed_retryably() >= 1, what="a refund failing while the db is down")
+        # The read path: a ticket Temporal does not know is looked up in the read model, which
+        # is down: 503 with a message, not a hang (the client's timeout) and not a 404.
+        eventually(
+            lambda: api.get("/tickets/never-submitted").status_code == 503,
+            what="a read-model lookup answering 503 while the database is down",
+        )
+        down = api.get("/tickets/never-submitted").json()
+        assert down["error"]["code"] == "read_model_unavailable", down
+        # Intake does not need the read model: a ticket submitted now is accepted, and ends.
+        late = submit(api, subject="refund", body="refund my order", requested_refund_cents=999)
+        amounts[late["ticket_id"]] = 999
         server.start()  # ... and it comes back: the failed attempts are retried
         stack.start("ticketflow-core-worker")
 
@@ -79,7 +93,7 @@ def test_two_core_workers_and_a_database_crash_pay_each_refund_once(stack_factor
         attempts = pg(url, "SELECT count(*) FROM refund_attempts")[0][0]
         retried = failed_retryably()
         print(
-            f"killed a core worker at {at_kill}/{len(amounts)} refunds; {attempts} attempts; "
+            f"killed a core worker at {at_kill}/{batch} refunds; {attempts} attempts; "
             f"{retried} attempts failed retryably while the database was down"
         )
         api.close()
