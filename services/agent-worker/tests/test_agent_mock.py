@@ -225,8 +225,26 @@ async def test_latency_is_cancellable() -> None:
             await slow.classify(ticket())
 
 
+def test_jitter_spreads_latency_uniformly_and_deterministically() -> None:
+    agent = MockAgent(ModelTier.PRIMARY, latency_ms=100, jitter_ms=3000, seed=5)
+    delays = [agent.delay_ms(f"t-{n}", "classify", 1) for n in range(400)]
+    assert delays == [
+        MockAgent(ModelTier.PRIMARY, latency_ms=100, jitter_ms=3000, seed=5).delay_ms(
+            f"t-{n}", "classify", 1
+        )
+        for n in range(400)
+    ]
+    assert all(100 <= d < 3100 for d in delays)
+    # Spread over the whole range: every tenth of it is hit.
+    assert {int((d - 100) // 300) for d in delays} == set(range(10))
+    # Retries draw again; no jitter means the fixed latency.
+    assert agent.delay_ms("t-1", "classify", 1) != agent.delay_ms("t-1", "classify", 2)
+    assert MockAgent(ModelTier.PRIMARY, latency_ms=100).delay_ms("t-1", "classify", 1) == 100
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"latency_ms": -1}, {"failure_rate": 1.01}, {"failure_rate": -0.1}]
+    "kwargs",
+    [{"latency_ms": -1}, {"jitter_ms": -1}, {"failure_rate": 1.01}, {"failure_rate": -0.1}],
 )
 def test_bad_knobs_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):

@@ -16,7 +16,10 @@ common English endings ("refunds", "charged", "crashing"; spaces and hyphens int
 The FALLBACK tier answers the same category and action with confidence capped at 0.45, so its
 answers always need a human.
 
-Injected faults: after ``latency_ms`` (a cancellable sleep), a call fails with
+Injected latency: ``latency_ms`` plus, with ``jitter_ms``, a uniform extra in [0, jitter_ms) drawn
+the same way as the faults below (a benchmark's "0-3 s model" is latency 0, jitter 3000).
+
+Injected faults: after the latency (a cancellable sleep), a call fails with
 ``TransientModelError`` when a number drawn from SHA-256 of (seed, tier, ticket_id, call, attempt)
 falls below ``failure_rate``. No global RNG state: the same inputs fail the same way in any order,
 in any process. The tier is part of the key so the two models fail independently.
@@ -105,20 +108,25 @@ class MockAgent:
         latency_ms: float = 0,
         failure_rate: float = 0.0,
         seed: int = 0,
+        jitter_ms: float = 0,
     ) -> None:
         if latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        if jitter_ms < 0:
+            raise ValueError(f"jitter_ms must be >= 0, got {jitter_ms}")
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError(f"failure_rate must be within [0, 1], got {failure_rate}")
         self.tier = ModelTier(tier)
         self.name = model_name(self.tier)
         self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
         self.failure_rate = failure_rate
         self.seed = seed
 
     def __repr__(self) -> str:
         return (
             f"MockAgent(tier={self.tier.value!r}, latency_ms={self.latency_ms}, "
+            f"jitter_ms={self.jitter_ms}, "
             f"failure_rate={self.failure_rate}, seed={self.seed})"
         )
 
@@ -128,10 +136,17 @@ class MockAgent:
             self.failure_rate
         )
 
+    def delay_ms(self, ticket_id: str, call: str, attempt: int) -> float:
+        """How long ``call`` takes on this ticket at this attempt (pure; exposed for tests)."""
+        if not self.jitter_ms:
+            return self.latency_ms
+        draw = _unit_interval(self.seed, self.tier.value, ticket_id, call, attempt, "latency")
+        return self.latency_ms + draw * self.jitter_ms
+
     async def _model_call(self, ticket_id: str, call: str, attempt: int) -> None:
         if attempt < 1:
             raise InvalidAgentInputError(f"attempt must be >= 1, got {attempt}")
-        await asyncio.sleep(self.latency_ms / 1000)
+        await asyncio.sleep(self.delay_ms(ticket_id, call, attempt) / 1000)
         if self.fails(ticket_id, call, attempt):
             raise TransientModelError(
                 f"{self.name}: injected transient failure ({call}, ticket {ticket_id}, "

@@ -21,5 +21,7 @@ class Settings(ServiceSettings):
     # One host's capacity (max_concurrent_activities), per worker and per queue.
     agent_max_concurrent: int = Field(8, ge=1, le=10_000)
     mock_latency_ms: float = Field(50.0, ge=0, le=600_000)
+    # A uniform extra per call in [0, jitter): a model whose latency varies (benchmarks).
+    mock_latency_jitter_ms: float = Field(0.0, ge=0, le=600_000)
     mock_failure_rate: float = Field(0.0, ge=0.0, le=1.0)
     mock_seed: int = 0

@@ -67,6 +67,7 @@ def make_agent(settings: Settings, tier: ModelTier) -> Agent:
     return MockAgent(
         tier,
         latency_ms=settings.mock_latency_ms,
+        jitter_ms=settings.mock_latency_jitter_ms,
         failure_rate=settings.mock_failure_rate,
         seed=settings.mock_seed,
     )
