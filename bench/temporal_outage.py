@@ -29,7 +29,6 @@ import asyncio
 import base64
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+from _stack import stop_stack
 from ticketflow.testkit import DevServer, free_port
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
@@ -171,13 +171,8 @@ async def run(rounds: int, client_timeout: float, workdir: Path) -> None:
             else:
                 print("\nTemporal back, but the api did not answer 202 within 120s")
     finally:
-        if api is not None and api.poll() is None:
-            os.killpg(api.pid, signal.SIGTERM)
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(api.pid, signal.SIGKILL)
-                api.wait()
+        if api is not None:
+            stop_stack(api, timeout=15)
         await asyncio.to_thread(server.stop)
 
 

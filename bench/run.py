@@ -1,0 +1,387 @@
+"""The benchmark: ticketflow end to end over HTTP next to the floor, on fresh servers, one command.
+
+    uv run python bench/run.py [--workload overhead|realistic|burst|all] [--tickets 1000]
+                               [--scaling] [--shapes ticketflow,floor] [--json out.json]
+
+Each run starts from nothing: a fresh file-backed Temporal dev server (the same binary, pragmas
+and dynamic config as `ticketflow up`), fresh stores, free loopback ports. Shapes:
+- ``ticketflow``: `ticketflow up` (api, core-worker, agent-worker, projection), tickets submitted
+  over HTTP by ``--concurrency`` clients, a scripted approver for the tickets that need a human;
+- ``floor``: a plain Temporal workflow of the ticket workflow's 2026-11 shape with no-op
+  activities (bench/_floor.py), started through the Temporal client: the fixed yardstick.
+
+Per run it prints and records: tickets/s (first submission to last finish, server clocks),
+submission latency p50/p99 (one HTTP POST or StartWorkflow call), ticket latency p50/p99
+(submitted to finished, with every side effect done), CPU seconds per ticket per process (the
+Temporal server included; the submitting clients are not), the fraction that waited for a
+human, and ticketflow's throughput and CPU as a ratio to the floor's. ``--json`` writes every
+figure with the machine and commit, for comparison across commits. Workloads: bench/_workloads.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from _floor import AGENT, CORE, PROJECTION, WORKFLOW
+from _measure import CpuMeter, machine, percentile
+from _stack import BENCH_TOKEN, start_stack, stop_stack, store_env, wait_ready
+from _workloads import WORKLOADS, Workload, ticket_body
+from temporalio.client import Client
+from ticketflow.runtime import pollers
+from ticketflow.testkit import DevServer, wait_until_polling
+from tqdm import tqdm
+
+TERMINAL = ("RESOLVED", "REJECTED", "ESCALATED")
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Result:
+    shape: str
+    workload: str
+    tickets: int
+    submit_s: list[float] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
+    first_submit: float = float("inf")
+    last_finish: float = 0.0
+    humans: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    def finished(self, submitted: float, finished: float) -> None:
+        self.latency_s.append(finished - submitted)
+        self.first_submit = min(self.first_submit, submitted)
+        self.last_finish = max(self.last_finish, finished)
+
+    def figures(self) -> dict[str, object]:
+        span = max(self.last_finish - self.first_submit, 1e-9)
+        cpu = sum(self.cpu_s.values())
+        return {
+            "shape": self.shape,
+            "workload": self.workload,
+            "tickets": self.tickets,
+            "tickets_per_s": round(self.tickets / span, 2),
+            "submit_p50_ms": round(percentile(self.submit_s, 0.5) * 1000, 1),
+            "submit_p99_ms": round(percentile(self.submit_s, 0.99) * 1000, 1),
+            "latency_p50_s": round(percentile(self.latency_s, 0.5), 2),
+            "latency_p99_s": round(percentile(self.latency_s, 0.99), 2),
+            "cpu_s_per_ticket": round(cpu / self.tickets, 3),
+            "cpu_s_per_ticket_by_process": {
+                k: round(v / self.tickets, 4) for k, v in self.cpu_s.items()
+            },
+            "cpu_s": self.cpu_s,
+            "human_fraction": round(self.humans / self.tickets, 3),
+            "statuses": self.statuses,
+        }
+
+
+def when(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+async def submit_all(n: int, workload: Workload, concurrency: int, send, label: str) -> None:
+    """Call ``send(i)`` for every ticket with ``concurrency`` workers, paced by the workload."""
+    bar = tqdm(total=n, desc=f"{label}: submitted", unit="t", leave=False)
+    next_i = 0
+    t0 = time.monotonic()
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < n:
+            i, next_i = next_i, next_i + 1
+            if workload.pace:
+                delay = t0 + i / workload.pace - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing the load, not synchronisation
+            await send(i)
+            bar.update()
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        bar.close()
+
+
+# ---- ticketflow ----------------------------------------------------------------------------
+
+
+async def run_ticketflow(
+    n: int, workload: Workload, concurrency: int, store: str, keep: bool
+) -> Result:
+    result = Result("ticketflow", workload.name, n)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketflow-bench-")))
+        extra = {
+            "TICKETFLOW_MOCK_LATENCY_JITTER_MS": str(workload.jitter_ms),
+            "TICKETFLOW_MOCK_FAILURE_RATE": str(workload.failure_rate),
+            **store_env(store, stack),
+        }
+        proc, base = start_stack(tmp, workload.latency_ms, workload.rate, extra_env=extra)
+        try:
+            headers = {"Authorization": f"Bearer {BENCH_TOKEN}"}
+            limits = httpx.Limits(max_connections=concurrency + 10)
+            async with httpx.AsyncClient(
+                base_url=base, timeout=60, headers=headers, limits=limits
+            ) as client:
+                await wait_ready(client, proc)
+                meter = CpuMeter(proc.pid)
+                meter.start()
+                ids: list[str] = []
+
+                async def send(i: int) -> None:
+                    t = time.monotonic()
+                    r = await client.post("/tickets", json=ticket_body(i, workload.humans))
+                    result.submit_s.append(time.monotonic() - t)
+                    r.raise_for_status()
+                    ids.append(r.json()["ticket_id"])
+
+                approver = asyncio.create_task(approve_forever(client)) if workload.humans else None
+                try:
+                    await submit_all(n, workload, concurrency, send, "ticketflow")
+                    await wait_terminal(client, n)
+                finally:
+                    if approver is not None:
+                        approver.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await approver
+                await collect(client, ids, result)
+                result.cpu_s = meter.sample()
+        finally:
+            stop_stack(proc)
+            if keep:
+                print(f"ticketflow's logs: {tmp / 'up.log'} (kept)", flush=True)
+                stack.pop_all()
+    return result
+
+
+async def approve_forever(client: httpx.AsyncClient) -> None:
+    """The scripted approver: every ticket in the approval queue is approved, oldest first."""
+    while True:
+        r = await client.get("/tickets", params={"status": "WAITING_APPROVAL", "limit": 100})
+        if r.status_code == 200:
+            for t in r.json()["tickets"]:
+                await client.post(
+                    f"/tickets/{t['ticket_id']}/decision",
+                    json={"approved": True, "reason": "benchmark approver"},
+                )
+        await asyncio.sleep(0.5)  # an approver's polling interval, not synchronisation
+
+
+async def count_terminal(client: httpx.AsyncClient) -> int:
+    total = 0
+    for status in TERMINAL:
+        r = await client.get("/tickets", params={"status": status, "limit": 1})
+        if r.status_code == 200:
+            total += r.json()["total"]
+    return total
+
+
+async def wait_terminal(client: httpx.AsyncClient, n: int) -> None:
+    """Until visibility lists every ticket in a terminal status (cheap list queries, not one
+    status query per ticket, so the waiting costs the server next to nothing)."""
+    bar = tqdm(total=n, desc="ticketflow: finished", unit="t", leave=False)
+    try:
+        while (done := await count_terminal(client)) < n:
+            bar.update(done - bar.n)
+            await asyncio.sleep(1.0)  # a progress poll, not synchronisation
+        bar.update(n - bar.n)
+    finally:
+        bar.close()
+
+
+async def collect(client: httpx.AsyncClient, ids: list[str], result: Result) -> None:
+    """Each ticket's outcome, once its side effects are all done."""
+    limit = asyncio.Semaphore(16)
+
+    async def one(tid: str) -> None:
+        async with limit:
+            while True:
+                r = await client.get(f"/tickets/{tid}")
+                body = r.json() if r.status_code == 200 else {}
+                if body.get("side_effects_done"):
+                    break
+                await asyncio.sleep(0.5)  # a progress poll, not synchronisation
+        outcome = body["outcome"]
+        result.finished(when(body["ticket"]["submitted_at"]), when(outcome["finished_at"]))
+        status = outcome["status"]
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        decision = outcome.get("decision") or {}
+        if decision and not decision.get("auto", True):
+            result.humans += 1
+
+    await asyncio.gather(*(one(tid) for tid in ids))
+
+
+# ---- the floor -----------------------------------------------------------------------------
+
+
+def start_floor_worker(address: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, str(HERE / "_floor.py"), address],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
+async def run_floor(n: int, workload: Workload, concurrency: int) -> Result:
+    result = Result("floor", workload.name, n)
+    with tempfile.TemporaryDirectory(prefix="ticketflow-floor-") as tmp:
+        with DevServer(db_filename=Path(tmp) / "temporal.db") as server:
+            assert server.process is not None
+            worker = start_floor_worker(server.address, Path(tmp) / "worker.log")
+            try:
+                client = await Client.connect(server.address)
+                queues = [
+                    (CORE, pollers.WORKFLOW),
+                    (CORE, pollers.ACTIVITY),
+                    (AGENT, pollers.ACTIVITY),
+                    (PROJECTION, pollers.ACTIVITY),
+                ]
+                await wait_until_polling(client, queues, timeout=60)
+                meter = CpuMeter(server.process.pid, worker.pid)
+                meter.start()
+                handles = []
+
+                async def send(i: int) -> None:
+                    refund = "requested_refund_cents" in ticket_body(i, False)
+                    t = time.monotonic()
+                    handle = await client.start_workflow(
+                        WORKFLOW, refund, id=f"floor-{i}", task_queue=CORE
+                    )
+                    result.submit_s.append(time.monotonic() - t)
+                    handles.append(handle)
+
+                await submit_all(n, workload, concurrency, send, "floor")
+                bar = tqdm(total=n, desc="floor: finished", unit="t", leave=False)
+                limit = asyncio.Semaphore(64)
+
+                async def wait(handle) -> None:
+                    async with limit:
+                        times = await handle.result()
+                    result.finished(times["started"], times["finished"])
+                    bar.update()
+
+                await asyncio.gather(*(wait(h) for h in handles))
+                bar.close()
+                result.statuses = {"RESOLVED": n}
+                result.cpu_s = meter.sample()
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+    return result
+
+
+# ---- report --------------------------------------------------------------------------------
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    cols = [
+        ("shape", "shape"),
+        ("workload", "workload"),
+        ("tickets", "tickets"),
+        ("tickets_per_s", "t/s"),
+        ("vs_floor", "x floor"),
+        ("submit_p50_ms", "submit p50 ms"),
+        ("submit_p99_ms", "submit p99 ms"),
+        ("latency_p50_s", "latency p50 s"),
+        ("latency_p99_s", "latency p99 s"),
+        ("cpu_s_per_ticket", "CPU-s/ticket"),
+        ("server_share", "server share"),
+        ("human_fraction", "human"),
+    ]
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(k, "")) for k, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+def add_ratios(rows: list[dict[str, object]]) -> None:
+    floors = {(r["workload"], r["tickets"]): r for r in rows if r["shape"] == "floor"}
+    for row in rows:
+        cpu = row["cpu_s"]
+        assert isinstance(cpu, dict)
+        total = sum(cpu.values()) or 1.0
+        row["server_share"] = f"{cpu.get('temporal server', 0.0) / total:.0%}"
+        floor = floors.get((row["workload"], row["tickets"]))
+        if floor is not None:
+            row["vs_floor"] = round(float(row["tickets_per_s"]) / float(floor["tickets_per_s"]), 2)
+            row["cpu_vs_floor"] = round(
+                float(row["cpu_s_per_ticket"]) / float(floor["cpu_s_per_ticket"]), 2
+            )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    sizes = [300, 1000, 3000] if args.scaling else [args.tickets]
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    rows: list[dict[str, object]] = []
+    for name in workloads:
+        workload = WORKLOADS[name]
+        print(f"workload {name}: {workload.what}", flush=True)
+        for n in sizes:
+            for shape in shapes:
+                started = time.monotonic()
+                print(f"- {shape}, {n} tickets ...", flush=True)
+                if shape == "ticketflow":
+                    res = await run_ticketflow(n, workload, args.concurrency, args.store, args.keep)
+                elif shape == "floor":
+                    res = await run_floor(n, workload, args.concurrency)
+                else:
+                    raise SystemExit(f"unknown shape {shape!r}: use ticketflow and/or floor")
+                row = res.figures()
+                rows.append(row)
+                print(
+                    f"  {row['tickets_per_s']} tickets/s, {row['cpu_s_per_ticket']} CPU-s per "
+                    f"ticket ({time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
+    add_ratios(rows)
+    print()
+    print(table(rows))
+    print()
+    for row in rows:
+        per = ", ".join(f"{k} {v}" for k, v in row["cpu_s_per_ticket_by_process"].items())  # type: ignore[union-attr]
+        print(f"{row['shape']}/{row['workload']}/{row['tickets']}: CPU-s per ticket: {per}")
+    if args.json:
+        report = {"machine": machine(), "concurrency": args.concurrency, "runs": rows}
+        write_json(Path(args.json), report)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def write_json(path: Path, report: dict[str, object]) -> None:
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--workload", choices=[*WORKLOADS, "all"], default="overhead")
+    ap.add_argument("--tickets", type=int, default=1000, help="tickets per run (default 1000)")
+    ap.add_argument("--scaling", action="store_true", help="300, 1000 and 3000 tickets")
+    ap.add_argument("--shapes", default="ticketflow,floor", help="ticketflow, floor, or both")
+    ap.add_argument("--concurrency", type=int, default=20, help="submitting clients (20)")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--keep", action="store_true", help="keep ticketflow's data dir and logs")
+    args = ap.parse_args()
+    if args.tickets < 1 or args.concurrency < 1:
+        ap.error("--tickets and --concurrency must be at least 1")
+    sys.exit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()
