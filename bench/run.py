@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -37,12 +36,14 @@ from _floor import AGENT, CORE, PROJECTION, WORKFLOW
 from _measure import CpuMeter, machine, percentile
 from _stack import BENCH_TOKEN, start_stack, stop_stack, store_env, wait_ready
 from _workloads import WORKLOADS, Workload, ticket_body
+from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
+from ticketflow.projection.store import ReadModelStore
 from ticketflow.runtime import pollers
+from ticketflow.storage import StoreUrl, parse_store_url
 from ticketflow.testkit import DevServer, wait_until_polling
 from tqdm import tqdm
 
-TERMINAL = ("RESOLVED", "REJECTED", "ESCALATED")
 HERE = Path(__file__).resolve().parent
 
 
@@ -84,10 +85,6 @@ class Result:
             "human_fraction": round(self.humans / self.tickets, 3),
             "statuses": self.statuses,
         }
-
-
-def when(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
 
 
 async def submit_all(n: int, workload: Workload, concurrency: int, send, label: str) -> None:
@@ -149,14 +146,19 @@ async def run_ticketflow(
                 approver = asyncio.create_task(approve_forever(client)) if workload.humans else None
                 try:
                     await submit_all(n, workload, concurrency, send, "ticketflow")
-                    await wait_terminal(client, n)
+                    # Read only: the projection owns the store (and may still be making it).
+                    view = ReadModelStore(readmodel_url(tmp, extra), prepare=False)
+                    try:
+                        await wait_recorded(view, n)
+                        result.cpu_s = meter.sample()
+                        collect(view, ids, result)
+                    finally:
+                        view.close()
                 finally:
                     if approver is not None:
                         approver.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await approver
-                await collect(client, ids, result)
-                result.cpu_s = meter.sample()
         finally:
             stop_stack(proc)
             if keep:
@@ -178,21 +180,19 @@ async def approve_forever(client: httpx.AsyncClient) -> None:
         await asyncio.sleep(0.5)  # an approver's polling interval, not synchronisation
 
 
-async def count_terminal(client: httpx.AsyncClient) -> int:
-    total = 0
-    for status in TERMINAL:
-        r = await client.get("/tickets", params={"status": status, "limit": 1})
-        if r.status_code == 200:
-            total += r.json()["total"]
-    return total
+def readmodel_url(data_dir: Path, env: dict[str, str]) -> StoreUrl:
+    return parse_store_url(
+        env.get("TICKETFLOW_READMODEL_URL", "sqlite:///readmodel.db"), data_dir=data_dir
+    )
 
 
-async def wait_terminal(client: httpx.AsyncClient, n: int) -> None:
-    """Until visibility lists every ticket in a terminal status (cheap list queries, not one
-    status query per ticket, so the waiting costs the server next to nothing)."""
+async def wait_recorded(view: ReadModelStore, n: int) -> None:
+    """Until the read model holds every ticket's outcome: the projection records it as the
+    workflow's last step, after every side effect. Read straight from the store, so waiting asks
+    nothing of Temporal or the services (a status query per ticket would replay its workflow)."""
     bar = tqdm(total=n, desc="ticketflow: finished", unit="t", leave=False)
     try:
-        while (done := await count_terminal(client)) < n:
+        while (done := await asyncio.to_thread(recorded, view)) < n:
             bar.update(done - bar.n)
             await asyncio.sleep(1.0)  # a progress poll, not synchronisation
         bar.update(n - bar.n)
@@ -200,27 +200,25 @@ async def wait_terminal(client: httpx.AsyncClient, n: int) -> None:
         bar.close()
 
 
-async def collect(client: httpx.AsyncClient, ids: list[str], result: Result) -> None:
-    """Each ticket's outcome, once its side effects are all done."""
-    limit = asyncio.Semaphore(16)
+def recorded(view: ReadModelStore) -> int:
+    try:
+        return view.count()
+    except DBAPIError:  # the projection has not made its table yet
+        return 0
 
-    async def one(tid: str) -> None:
-        async with limit:
-            while True:
-                r = await client.get(f"/tickets/{tid}")
-                body = r.json() if r.status_code == 200 else {}
-                if body.get("side_effects_done"):
-                    break
-                await asyncio.sleep(0.5)  # a progress poll, not synchronisation
-        outcome = body["outcome"]
-        result.finished(when(body["ticket"]["submitted_at"]), when(outcome["finished_at"]))
-        status = outcome["status"]
+
+def collect(view: ReadModelStore, ids: list[str], result: Result) -> None:
+    """Each submitted ticket's outcome, from the read model."""
+    outcomes = {row.ticket_id: row.outcome for row in view.rows()}
+    for tid in ids:
+        outcome = outcomes[tid]
+        submitted = outcome.ticket.submitted_at
+        assert submitted is not None, "the api stamps every ticket it accepts"
+        result.finished(submitted.timestamp(), outcome.finished_at.timestamp())
+        status = outcome.status.value
         result.statuses[status] = result.statuses.get(status, 0) + 1
-        decision = outcome.get("decision") or {}
-        if decision and not decision.get("auto", True):
+        if outcome.decision is not None and not outcome.decision.auto:
             result.humans += 1
-
-    await asyncio.gather(*(one(tid) for tid in ids))
 
 
 # ---- the floor -----------------------------------------------------------------------------
