@@ -12,20 +12,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
-from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
+from ticketflow.contracts import TICKET_ID_PATTERN
 
-from ._paging import MAX_TOKEN_CHARS
 from ._version import VERSION
 from .auth import ApproverDep, ReaderDep
 from .bodies import JsonBodyRoute
 from .deps import SettingsDep, TicketsDep
 from .errors import UnsupportedMediaType
 from .schemas import (
+    MAX_LIST_LIMIT,
     DecisionAccepted,
     DecisionRequest,
     ErrorResponse,
     Health,
+    ListTicketsQuery,
     Readiness,
     SubmitTicketRequest,
     TicketAccepted,
@@ -36,8 +36,6 @@ from .schemas import (
 __all__ = ["MAX_LIST_LIMIT", "router"]
 
 log = logging.getLogger(__name__)
-
-MAX_LIST_LIMIT = 200
 
 
 # FastAPI's type of a route's `responses`; the tables below are merged into it.
@@ -122,22 +120,6 @@ async def require_json_body(request: Request) -> None:
 
 
 JsonBody = Annotated[None, Depends(require_json_body)]
-
-
-class ListTicketsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: TicketStatus | None = Field(None, description="Only tickets in this status.")
-    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="At most this many tickets.")
-    page_token: str | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_TOKEN_CHARS,
-        description=(
-            "The `next_page_token` of the previous page, unchanged, with the same `status`; "
-            "a token that is not, or was made for another status, gets 400."
-        ),
-    )
 
 
 router = APIRouter(route_class=JsonBodyRoute)

@@ -32,12 +32,16 @@ from ticketflow.contracts import (
     names,
 )
 
+from ._paging import MAX_TOKEN_CHARS
+
 __all__ = [
+    "MAX_LIST_LIMIT",
     "DecisionAccepted",
     "DecisionRequest",
     "ErrorDetail",
     "ErrorResponse",
     "Health",
+    "ListTicketsQuery",
     "Readiness",
     "SubmitTicketRequest",
     "TicketAccepted",
@@ -84,6 +88,7 @@ RequestId = Annotated[ShortId, NoNul]
 RefundCents = Annotated[Cents, BeforeValidator(_whole_number)]
 
 _EXAMPLE_TICKET_ID = "4f7d2c1e9b8a4d6f8e2a1b3c5d7e9f01"
+MAX_LIST_LIMIT = 200
 
 
 class _Request(BaseModel):
@@ -140,6 +145,22 @@ class DecisionRequest(_Request):
 
     approved: bool
     reason: Reason | None = Field(None, description=_NO_NUL)
+
+
+class ListTicketsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: TicketStatus | None = Field(None, description="Only tickets in this status.")
+    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="At most this many tickets.")
+    page_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TOKEN_CHARS,
+        description=(
+            "The `next_page_token` of the previous page, unchanged, with the same `status`; "
+            "a token that is not, or was made for another status, gets 400."
+        ),
+    )
 
 
 class TicketAccepted(BaseModel):
