@@ -21,6 +21,7 @@ from .deps import SettingsDep, TicketsDep
 from .errors import UnsupportedMediaType
 from .schemas import (
     MAX_LIST_LIMIT,
+    CancelAccepted,
     DecisionAccepted,
     DecisionRequest,
     ErrorResponse,
@@ -265,6 +266,33 @@ async def decide_ticket(
     tickets: TicketsDep,
 ) -> DecisionAccepted:
     return await tickets.decide(ticket_id, approver, decision)
+
+
+@router.post(
+    "/tickets/{ticket_id}/cancel",
+    status_code=202,
+    response_model=CancelAccepted,
+    tags=["tickets"],
+    summary="Cancel a ticket that is not decided yet",
+    description=(
+        "Asks the ticket's workflow to stop, as the approver the bearer token belongs to (the same "
+        "token as a decision). An undecided ticket ends ESCALATED (`cancelled by an operator`) and "
+        "the customer gets the escalation reply; a decided or finished one is refused (409), its "
+        "end is carried out. Sent again after its answer was lost: 202 with `already: true`."
+    ),
+    responses={
+        202: {"description": "The cancel was requested (or had already ended the ticket)."},
+        401: _err("Missing or invalid bearer token."),
+        404: _err("No such ticket."),
+        409: _err("Already decided or finished: too late to cancel."),
+        **_INVALID,
+        **_UNAVAILABLE,
+    },
+)
+async def cancel_ticket(
+    ticket_id: TicketIdPath, approver: ApproverDep, tickets: TicketsDep
+) -> CancelAccepted:
+    return await tickets.cancel(ticket_id, approver)
 
 
 @router.get(

@@ -36,6 +36,7 @@ from ._paging import MAX_TOKEN_CHARS
 
 __all__ = [
     "MAX_LIST_LIMIT",
+    "CancelAccepted",
     "DecisionAccepted",
     "DecisionRequest",
     "ErrorDetail",
@@ -343,6 +344,16 @@ class DecisionAccepted(BaseModel):
     ticket_id: str
     status: TicketStatus
     decision: Decision | None = None
+
+
+class CancelAccepted(BaseModel):
+    """A cancel request the ticket's workflow will honour: it ends ESCALATED, the customer is told."""
+
+    ticket_id: str
+    status: TicketStatus = Field(description="The status when the cancel was asked (or its end).")
+    already: bool = Field(
+        False, description="True when this ticket already ended by an earlier cancel (a retry)."
+    )
 
 
 class Health(BaseModel):
