@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from sysdeps import SysdepsError, ensure_apt  # noqa: E402
+
+BROWSER_PACKAGES = ("chromium",)
 VENVS = ROOT / ".venvs"
 REPORTS = ROOT / ".venvs" / "reports"
 
@@ -183,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if "tests" in plan:
         step = Step("tests")
         t0 = time.monotonic()
+        try:
+            # The console's browser tests drive the system's Chromium (tests/test_console_browser.py).
+            ensure_apt(list(BROWSER_PACKAGES), "the console's browser tests")
+        except SysdepsError as err:
+            step.note = str(err).splitlines()[0]
+            say(f"error: {err}")
         say(
             f"[{len(run.steps) + 1}] tests/: cross-service, crash and replay tests, whole workspace"
         )

@@ -67,3 +67,50 @@ def test_an_operator_approves_a_waiting_refund_with_the_cli(
     assert late.returncode == 4, late.stderr
     assert late.stderr.startswith("ticketflow: ") and tid in late.stderr
     assert stack.sql("ledger.db", "SELECT count(*) FROM refunds WHERE ticket_id = ?", tid) == [(1,)]
+
+
+def test_an_operator_cancels_an_undecided_ticket_with_the_cli(
+    stack: Stack, api: httpx.Client
+) -> None:
+    tid = submit(
+        api, subject="Refund", body="refund my order", order_id="o-7", requested_refund_cents=9_000
+    )["ticket_id"]
+    wait_status(api, tid, "WAITING_APPROVAL")
+
+    cancelled = ticketflow(stack, "cancel", tid)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancel requested while WAITING_APPROVAL" in cancelled.stdout
+
+    done = wait_status(api, tid, "ESCALATED")
+    assert done["escalation_reason"].startswith("cancelled by an operator")
+    assert done["reply"]["kind"] == "escalation"  # the customer is told, once
+    assert stack.sql("ledger.db", "SELECT count(*) FROM refunds WHERE ticket_id = ?", tid) == [(0,)]
+
+    # Sent again (its answer lost, say): the same outcome, not an error.
+    again = ticketflow(stack, "cancel", tid, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"ticket_id": tid, "status": "ESCALATED", "already": True}
+
+    # Too late to decide now: exit 4 with the api's message; a bad token: exit 1.
+    late = ticketflow(stack, "approve", tid, "--reason", "r")
+    assert late.returncode == 4, late.stderr
+    env_token = {"TICKETFLOW_TOKEN": "wrong-token-0123456789"}
+    refused = ticketflow_env(stack, env_token, "cancel", tid)
+    assert refused.returncode == 1 and "TICKETFLOW_TOKEN" in refused.stderr
+
+
+def ticketflow_env(
+    stack: Stack, extra: dict[str, str], *argv: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+    env["TICKETFLOW_API_URL"] = f"http://127.0.0.1:{stack.http_port}"
+    env.update(extra)
+    return subprocess.run(
+        [str(BIN / "ticketflow"), "tickets", *argv],
+        env=env,
+        cwd=stack.root,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from ticketflow.api import Settings
 from ticketflow.api.grpc_server import TICKET_SERVICE
 from ticketflow.testkit import start_dev_env, stop_env
@@ -52,16 +53,24 @@ async def test_grpc_health_turns_not_serving_when_shutdown_begins(settings, help
         await stopping
 
 
-async def test_grpc_reflection_lists_and_describes_the_services(settings, helpers) -> None:
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_grpc_reflection_lists_and_describes_the_services(settings, helpers, version) -> None:
+    """Reflection answers under both names (grpcurl and Postman ask v1 first); v1's messages are
+    v1alpha's under another package, so the v1alpha classes encode both."""
     async with helpers.serve_both(settings) as both:
-        stub = reflection_pb2_grpc.ServerReflectionStub(both.channel)
+        info = both.channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
 
         async def ask(**request: Any) -> reflection_pb2.ServerReflectionResponse:
-            call = stub.ServerReflectionInfo()
+            call = info()
             await call.write(reflection_pb2.ServerReflectionRequest(**request))
             await call.done_writing()
             answer = await call.read()
             call.cancel()
+            assert not answer.HasField("error_response"), answer
             return answer
 
         listed = await ask(list_services="")
@@ -69,6 +78,7 @@ async def test_grpc_reflection_lists_and_describes_the_services(settings, helper
         assert {
             "ticketflow.v1.TicketService",
             "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
         } <= names
 
@@ -79,4 +89,18 @@ async def test_grpc_reflection_lists_and_describes_the_services(settings, helper
         ]
         ticket_file = next(f for f in files if f.name == "ticketflow/v1/ticket.proto")
         service = next(s for s in ticket_file.service if s.name == "TicketService")
-        assert {m.name for m in service.method} == {"SubmitTicket", "GetTicket"}
+        assert {m.name for m in service.method} == {
+            "SubmitTicket",
+            "GetTicket",
+            "ListTickets",
+            "DecideTicket",
+        }
+
+        # Reflection describes itself under its v1 name too (its file renamed, types included).
+        itself = await ask(file_containing_symbol="grpc.reflection.v1.ServerReflection")
+        v1 = descriptor_pb2.FileDescriptorProto.FromString(
+            itself.file_descriptor_response.file_descriptor_proto[0]
+        )
+        assert v1.package == "grpc.reflection.v1"
+        method = v1.service[0].method[0]
+        assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"

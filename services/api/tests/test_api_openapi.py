@@ -13,6 +13,7 @@ DOCUMENTED = {
     ("get", "/tickets"): {"200": "TicketList"},
     ("get", "/tickets/{ticket_id}"): {"200": "TicketView"},
     ("post", "/tickets/{ticket_id}/decision"): {"200": "DecisionAccepted"},
+    ("post", "/tickets/{ticket_id}/cancel"): {"202": "CancelAccepted"},
     ("get", "/healthz"): {"200": "Health"},
     ("get", "/readyz"): {"200": "Readiness"},
 }
@@ -30,6 +31,7 @@ ERRORS = {
         "422",
         "503",
     },
+    ("post", "/tickets/{ticket_id}/cancel"): {"401", "404", "409", "422", "503"},
     ("get", "/healthz"): set(),
     ("get", "/readyz"): {"503"},
 }
@@ -73,6 +75,7 @@ def test_decision_endpoint_and_reads_declare_bearer_security() -> None:
         assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
     secured = {
         ("post", "/tickets/{ticket_id}/decision"): [{"ApproverToken": []}],
+        ("post", "/tickets/{ticket_id}/cancel"): [{"ApproverToken": []}],
         ("get", "/tickets"): [{"ReadToken": []}],
         ("get", "/tickets/{ticket_id}"): [{"ReadToken": []}],
     }

@@ -43,6 +43,7 @@ def test_up_starts_everything_then_stops_everything(
     http_port, grpc_port = stack_env["TICKETFLOW_HTTP_PORT"], stack_env["TICKETFLOW_GRPC_PORT"]
     out = first.output
     assert f"http://127.0.0.1:{http_port}/docs" in out
+    assert f"http://127.0.0.1:{http_port}/console   sign in with the approver token" in out
     assert f"127.0.0.1:{grpc_port}" in out
     assert stack_env["TICKETFLOW_PROJECTION_ADDRESS"] in out
     assert stack_env["TICKETFLOW_TEMPORAL_ADDRESS"] in out
@@ -72,7 +73,10 @@ def test_up_starts_everything_then_stops_everything(
         assert env["TICKETFLOW_PROJECTION_ADDRESS"] == stack_env["TICKETFLOW_PROJECTION_ADDRESS"]
         assert env["TICKETFLOW_NAMESPACE"] == "default"
         if service == "api":
+            # What the banner says to read (`cat` the file) is the bare token the api accepts as
+            # a Bearer value: the api's entry is `name:token`, and the name is not part of it.
             assert env["TICKETFLOW_APPROVER_TOKENS"] == f"dev:{token}"
+            assert ":" not in token
         else:
             assert "TICKETFLOW_APPROVER_TOKENS" not in env, service
         # The read-model token: made for this run, given to the api and the projection only.

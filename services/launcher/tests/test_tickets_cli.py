@@ -333,3 +333,57 @@ def test_help_documents_the_exit_codes_and_variables(tmp_path: Path) -> None:
         assert text in result.stdout
     for code in range(6):
         assert f"\n  {code}  " in result.stdout
+
+
+CANCELLED = {"ticket_id": "order-42", "status": "WAITING_APPROVAL", "already": False}
+
+
+def test_cancel_posts_with_the_token_and_says_what_happens(
+    stub_api: StubApi, tmp_path: Path
+) -> None:
+    stub_api.answer("POST", "/tickets/order-42/cancel", (202, CANCELLED, {}))
+    env = {"TICKETFLOW_API_URL": stub_api.url, "TICKETFLOW_TOKEN": TOKEN}
+    result = tickets("cancel", "order-42", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "cancel requested while WAITING_APPROVAL" in result.stdout
+    assert "ESCALATED" in result.stdout
+    assert stub_api.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in result.stdout + result.stderr
+
+    as_json = tickets("cancel", "order-42", "--json", cwd=tmp_path, env=env)
+    assert json.loads(as_json.stdout) == CANCELLED
+
+
+def test_a_cancel_whose_answer_was_lost_is_sent_again_and_answers_already(
+    stub_api: StubApi, tmp_path: Path
+) -> None:
+    stub_api.answer(
+        "POST",
+        "/tickets/order-42/cancel",
+        "drop",
+        (202, {**CANCELLED, "status": "ESCALATED", "already": True}, {}),
+    )
+    env = {"TICKETFLOW_API_URL": stub_api.url, "TICKETFLOW_TOKEN": TOKEN}
+    result = tickets("cancel", "order-42", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "already cancelled" in result.stdout
+    assert [s.path for s in stub_api.seen] == ["/tickets/order-42/cancel"] * 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "exit_code"),
+    [(409, "cancel_rejected", 4), (404, "ticket_not_found", 3), (401, "unauthorized", 1)],
+)
+def test_cancel_refusals_have_their_exit_codes(
+    stub_api: StubApi, tmp_path: Path, status: int, code: str, exit_code: int
+) -> None:
+    message = f"refused: {code}"
+    stub_api.answer(
+        "POST",
+        "/tickets/order-42/cancel",
+        (status, {"error": {"code": code, "message": message}}, {}),
+    )
+    env = {"TICKETFLOW_API_URL": stub_api.url, "TICKETFLOW_TOKEN": TOKEN}
+    result = tickets("cancel", "order-42", cwd=tmp_path, env=env)
+    assert result.returncode == exit_code
+    assert message in result.stderr

@@ -730,3 +730,173 @@ class GetTicketResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__escalation_reason) -> _WhichOneofReturnType__escalation_reason | None: ...
 
 Global___GetTicketResponse: _TypeAlias = GetTicketResponse  # noqa: Y015
+
+@_typing.final
+class ListTicketsRequest(_message.Message):
+    """Same query as `GET /tickets`: a page of tickets from Temporal visibility. The approval queue
+    (status WAITING_APPROVAL) comes oldest first, every other list most recent first.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    status: Global___TicketStatus.ValueType
+    """Only tickets in this status; UNSPECIFIED lists every ticket."""
+    limit: _builtins.int
+    """At most this many tickets (1-200); absent means 50."""
+    page_token: _builtins.str
+    """The `next_page_token` of the previous page, unchanged, with the same status."""
+    def __init__(
+        self,
+        *,
+        status: Global___TicketStatus.ValueType = ...,
+        limit: _builtins.int | None = ...,
+        page_token: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_page_token", b"_page_token", "limit", b"limit", "page_token", b"page_token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_page_token", b"_page_token", "limit", b"limit", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    _WhichOneofReturnType__page_token: _TypeAlias = _typing.Literal["page_token"]  # noqa: Y015
+    _WhichOneofArgType__page_token: _TypeAlias = _typing.Literal["_page_token", b"_page_token"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page_token) -> _WhichOneofReturnType__page_token | None: ...
+
+Global___ListTicketsRequest: _TypeAlias = ListTicketsRequest  # noqa: Y015
+
+@_typing.final
+class TicketSummary(_message.Message):
+    """One ticket in a list. Mirrors the HTTP API's TicketSummary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    WORKFLOW_STATUS_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    workflow_id: _builtins.str
+    status: Global___TicketStatus.ValueType
+    """The TicketStatus search attribute."""
+    workflow_status: _builtins.str
+    """Temporal execution status: RUNNING, COMPLETED, FAILED, ..."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        status: Global___TicketStatus.ValueType = ...,
+        workflow_status: _builtins.str | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_workflow_status", b"_workflow_status", "closed_at", b"closed_at", "started_at", b"started_at", "workflow_status", b"workflow_status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_workflow_status", b"_workflow_status", "closed_at", b"closed_at", "started_at", b"started_at", "status", b"status", "ticket_id", b"ticket_id", "workflow_id", b"workflow_id", "workflow_status", b"workflow_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__workflow_status: _TypeAlias = _typing.Literal["workflow_status"]  # noqa: Y015
+    _WhichOneofArgType__workflow_status: _TypeAlias = _typing.Literal["_workflow_status", b"_workflow_status"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__workflow_status) -> _WhichOneofReturnType__workflow_status | None: ...
+
+Global___TicketSummary: _TypeAlias = TicketSummary  # noqa: Y015
+
+@_typing.final
+class ListTicketsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKETS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it as `page_token` for the next page; absent on the last page."""
+    total: _builtins.int
+    """How many tickets match the status in all."""
+    @_builtins.property
+    def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketSummary]: ...
+    def __init__(
+        self,
+        *,
+        tickets: _abc.Iterable[Global___TicketSummary] | None = ...,
+        next_page_token: _builtins.str | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_next_page_token", b"_next_page_token", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_page_token", b"_next_page_token", "next_page_token", b"next_page_token", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__next_page_token: _TypeAlias = _typing.Literal["next_page_token"]  # noqa: Y015
+    _WhichOneofArgType__next_page_token: _TypeAlias = _typing.Literal["_next_page_token", b"_next_page_token"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__next_page_token) -> _WhichOneofReturnType__next_page_token | None: ...
+
+Global___ListTicketsResponse: _TypeAlias = ListTicketsResponse  # noqa: Y015
+
+@_typing.final
+class DecideTicketRequest(_message.Message):
+    """Same fields as `POST /tickets/{ticket_id}/decision`. The approver is the owner of the bearer
+    token in the call metadata (`authorization: Bearer <token>`), never a field of the request.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    APPROVED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    approved: _builtins.bool
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        approved: _builtins.bool = ...,
+        reason: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reason", b"_reason", "reason", b"reason"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reason", b"_reason", "approved", b"approved", "reason", b"reason", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
+    _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason) -> _WhichOneofReturnType__reason | None: ...
+
+Global___DecideTicketRequest: _TypeAlias = DecideTicketRequest  # noqa: Y015
+
+@_typing.final
+class DecideTicketResponse(_message.Message):
+    """Same fields as the HTTP answer of a decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    status: Global___TicketStatus.ValueType
+    @_builtins.property
+    def decision(self) -> Global___Decision: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        status: Global___TicketStatus.ValueType = ...,
+        decision: Global___Decision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "status", b"status", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideTicketResponse: _TypeAlias = DecideTicketResponse  # noqa: Y015

@@ -45,6 +45,16 @@ class TicketServiceStub:
                 request_serializer=ticketflow_dot_v1_dot_ticket__pb2.GetTicketRequest.SerializeToString,
                 response_deserializer=ticketflow_dot_v1_dot_ticket__pb2.GetTicketResponse.FromString,
                 _registered_method=True)
+        self.ListTickets = channel.unary_unary(
+                '/ticketflow.v1.TicketService/ListTickets',
+                request_serializer=ticketflow_dot_v1_dot_ticket__pb2.ListTicketsRequest.SerializeToString,
+                response_deserializer=ticketflow_dot_v1_dot_ticket__pb2.ListTicketsResponse.FromString,
+                _registered_method=True)
+        self.DecideTicket = channel.unary_unary(
+                '/ticketflow.v1.TicketService/DecideTicket',
+                request_serializer=ticketflow_dot_v1_dot_ticket__pb2.DecideTicketRequest.SerializeToString,
+                response_deserializer=ticketflow_dot_v1_dot_ticket__pb2.DecideTicketResponse.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -65,6 +75,22 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTickets(self, request, context):
+        """A page of tickets by status (the approval queue oldest first), like `GET /tickets`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideTicket(self, request, context):
+        """Approve or reject a ticket waiting for approval, as the approver whose token the call
+        carries. The same decision by the same approver again answers the same (applied once);
+        FAILED_PRECONDITION when the ticket is not waiting, already decided, late or closed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +103,16 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.GetTicket,
                     request_deserializer=ticketflow_dot_v1_dot_ticket__pb2.GetTicketRequest.FromString,
                     response_serializer=ticketflow_dot_v1_dot_ticket__pb2.GetTicketResponse.SerializeToString,
+            ),
+            'ListTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTickets,
+                    request_deserializer=ticketflow_dot_v1_dot_ticket__pb2.ListTicketsRequest.FromString,
+                    response_serializer=ticketflow_dot_v1_dot_ticket__pb2.ListTicketsResponse.SerializeToString,
+            ),
+            'DecideTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideTicket,
+                    request_deserializer=ticketflow_dot_v1_dot_ticket__pb2.DecideTicketRequest.FromString,
+                    response_serializer=ticketflow_dot_v1_dot_ticket__pb2.DecideTicketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +170,60 @@ class TicketService:
             '/ticketflow.v1.TicketService/GetTicket',
             ticketflow_dot_v1_dot_ticket__pb2.GetTicketRequest.SerializeToString,
             ticketflow_dot_v1_dot_ticket__pb2.GetTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ticketflow.v1.TicketService/ListTickets',
+            ticketflow_dot_v1_dot_ticket__pb2.ListTicketsRequest.SerializeToString,
+            ticketflow_dot_v1_dot_ticket__pb2.ListTicketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ticketflow.v1.TicketService/DecideTicket',
+            ticketflow_dot_v1_dot_ticket__pb2.DecideTicketRequest.SerializeToString,
+            ticketflow_dot_v1_dot_ticket__pb2.DecideTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,

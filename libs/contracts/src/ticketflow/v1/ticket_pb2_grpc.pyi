@@ -45,6 +45,13 @@ class TicketServiceStub:
     """Start a ticket (idempotent on ticket_id with the same content)."""
     GetTicket: _grpc.UnaryUnaryMultiCallable[_ticket_pb2.GetTicketRequest, _ticket_pb2.GetTicketResponse]
     """The current state of a ticket: live from its workflow, or from the read model."""
+    ListTickets: _grpc.UnaryUnaryMultiCallable[_ticket_pb2.ListTicketsRequest, _ticket_pb2.ListTicketsResponse]
+    """A page of tickets by status (the approval queue oldest first), like `GET /tickets`."""
+    DecideTicket: _grpc.UnaryUnaryMultiCallable[_ticket_pb2.DecideTicketRequest, _ticket_pb2.DecideTicketResponse]
+    """Approve or reject a ticket waiting for approval, as the approver whose token the call
+    carries. The same decision by the same approver again answers the same (applied once);
+    FAILED_PRECONDITION when the ticket is not waiting, already decided, late or closed.
+    """
 
 @_typing.type_check_only
 class TicketServiceAsyncStub(TicketServiceStub):
@@ -55,6 +62,13 @@ class TicketServiceAsyncStub(TicketServiceStub):
     """Start a ticket (idempotent on ticket_id with the same content)."""
     GetTicket: _aio.UnaryUnaryMultiCallable[_ticket_pb2.GetTicketRequest, _ticket_pb2.GetTicketResponse]  # type: ignore[assignment]
     """The current state of a ticket: live from its workflow, or from the read model."""
+    ListTickets: _aio.UnaryUnaryMultiCallable[_ticket_pb2.ListTicketsRequest, _ticket_pb2.ListTicketsResponse]  # type: ignore[assignment]
+    """A page of tickets by status (the approval queue oldest first), like `GET /tickets`."""
+    DecideTicket: _aio.UnaryUnaryMultiCallable[_ticket_pb2.DecideTicketRequest, _ticket_pb2.DecideTicketResponse]  # type: ignore[assignment]
+    """Approve or reject a ticket waiting for approval, as the approver whose token the call
+    carries. The same decision by the same approver again answers the same (applied once);
+    FAILED_PRECONDITION when the ticket is not waiting, already decided, late or closed.
+    """
 
 class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
     """Ticket submission and lookup, served by services/api next to its HTTP API."""
@@ -74,5 +88,24 @@ class TicketServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ticket_pb2.GetTicketResponse, _abc.Awaitable[_ticket_pb2.GetTicketResponse]]:
         """The current state of a ticket: live from its workflow, or from the read model."""
+
+    @_abc_1.abstractmethod
+    def ListTickets(
+        self,
+        request: _ticket_pb2.ListTicketsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_pb2.ListTicketsResponse, _abc.Awaitable[_ticket_pb2.ListTicketsResponse]]:
+        """A page of tickets by status (the approval queue oldest first), like `GET /tickets`."""
+
+    @_abc_1.abstractmethod
+    def DecideTicket(
+        self,
+        request: _ticket_pb2.DecideTicketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ticket_pb2.DecideTicketResponse, _abc.Awaitable[_ticket_pb2.DecideTicketResponse]]:
+        """Approve or reject a ticket waiting for approval, as the approver whose token the call
+        carries. The same decision by the same approver again answers the same (applied once);
+        FAILED_PRECONDITION when the ticket is not waiting, already decided, late or closed.
+        """
 
 def add_TicketServiceServicer_to_server(servicer: TicketServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -71,6 +71,8 @@ environment (all optional):
   TICKETFLOW_VIEWER_TOKENS      name:token,... who may read; set, every read needs a viewer's or an
                                 approver's bearer token (unset: reads are open)
   TICKETFLOW_READMODEL_TOKEN    sent to the projection's read API (the same on both)
+  TICKETFLOW_CONSOLE_CURRENCY   the currency the console shows refunds in (USD; amounts are cents)
+  TICKETFLOW_CONSOLE_SESSION_S  how long a console sign-in lasts (28800 = 8 h)
   TICKETFLOW_DECISION_KEYS      kid:base64secret,... shared with the core worker; the first signs
                                 decisions (without it the core worker refuses every decision)
   TICKETFLOW_DECISION_KEYS_FILE a file of the same entries

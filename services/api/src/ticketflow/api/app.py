@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ._version import VERSION
+from .console import install_console
 from .errors import Unavailable, install_error_handlers
 from .middleware import BodyLimitMiddleware
 from .read_model_client import GrpcReadModelClient, ReadModelClient
@@ -68,7 +70,10 @@ def create_app(
             if owned_client is not None:
                 await owned_client.aclose()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from the assets the fastapi-offline package ships,
+    # served by the api itself: the docs work offline and load nothing from a CDN.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="ticketflow api",
         version=VERSION,
         description=_DESCRIPTION,
@@ -83,6 +88,7 @@ def create_app(
     app.state.tickets = TicketService(gateway, read_model_client)
     install_error_handlers(app, routes=router.routes)
     app.include_router(router)
+    install_console(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

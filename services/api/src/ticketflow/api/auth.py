@@ -35,6 +35,7 @@ __all__ = [
     "TokenVerifier",
     "bearer_scheme",
     "bearer_token",
+    "identify_approver",
     "identify_reader",
     "read_scheme",
     "require_approver",
@@ -117,13 +118,18 @@ async def require_approver(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str:
     """The approver's name, or 401 with `WWW-Authenticate: Bearer`."""
-    if credentials is None:
-        raise Unauthorized(f"missing bearer token: {HTTP_HINT}")
+    return identify_approver(settings, credentials.credentials if credentials else None)
+
+
+def identify_approver(settings: Settings, token: str | None, hint: str = HTTP_HINT) -> str:
+    """The approver's name (HTTP, gRPC and the console alike); `Unauthorized` otherwise."""
+    if token is None:
+        raise Unauthorized(f"missing bearer token: {hint}")
     verifier = TokenVerifier(settings.approvers)
     if not verifier:
         # Fail closed, but tell the operator why every token is refused.
         raise Unauthorized("no approver tokens are configured (TICKETFLOW_APPROVER_TOKENS)")
-    name = verifier.identify(credentials.credentials)
+    name = verifier.identify(token)
     if name is None:
         raise Unauthorized("invalid bearer token")
     return name

@@ -13,7 +13,8 @@ maps the same classes to gRPC status codes, see `grpc_server.GRPC_CODES`):
     │   └── TicketNotFound          404 ticket_not_found
     ├── Conflict                    409 conflict
     │   ├── TicketContentConflict   409 ticket_conflict      (same ticket_id, other content)
-    │   └── DecisionRejected        409 decision_rejected    (not waiting, late, duplicate, closed)
+    │   ├── DecisionRejected        409 decision_rejected    (not waiting, late, duplicate, closed)
+    │   └── CancelRejected          409 cancel_rejected      (already decided or finished)
     ├── PayloadTooLarge             413 payload_too_large
     ├── UnsupportedMediaType        415 unsupported_media_type
     └── Unavailable                 503 unavailable
@@ -51,6 +52,7 @@ from starlette.routing import BaseRoute, Match, Route
 __all__ = [
     "ApiError",
     "BadRequest",
+    "CancelRejected",
     "Conflict",
     "DecisionOutcomeUnknown",
     "DecisionRejected",
@@ -159,6 +161,10 @@ class TicketContentConflict(Conflict):
 
 class DecisionRejected(Conflict):
     code = "decision_rejected"
+
+
+class CancelRejected(Conflict):
+    code = "cancel_rejected"
 
 
 class PayloadTooLarge(ApiError):

@@ -7,9 +7,13 @@ limits are the HTTP API's and the contracts'), calls the shared `service.TicketS
 an explicit value is validated like its JSON twin, so `ticket_id: ""` is INVALID_ARGUMENT, not
 "generate one".
 
-Reads are guarded like the HTTP API's (`auth`): with `TICKETFLOW_VIEWER_TOKENS` set, GetTicket needs
-the metadata `authorization: Bearer <token>` with a viewer's or an approver's token, else
-UNAUTHENTICATED; SubmitTicket (intake), health and reflection need none.
+Reads are guarded like the HTTP API's (`auth`): with `TICKETFLOW_VIEWER_TOKENS` set, GetTicket and
+ListTickets need the metadata `authorization: Bearer <token>` with a viewer's or an approver's
+token, else UNAUTHENTICATED; DecideTicket always needs an approver's token there (the approver is
+the token's owner), with HTTP's rules: the same decision again answers the same (applied once), a
+late, duplicate or closed one is FAILED_PRECONDITION (`decision_rejected`), an answer that did not
+come is UNAVAILABLE (`decision_outcome_unknown`: send the same request again). SubmitTicket
+(intake), health and reflection need none.
 
 Every error carries the api's machine code in the trailing metadata key `ticketflow-error-code`
 (e.g. `ticket_conflict`, `no_live_answer`), the same code the HTTP error body has; an error whose
@@ -19,7 +23,8 @@ outcome) carries it as `retry-after` (seconds) too.
 Beside TicketService the server runs the standard health service (`grpc.health.v1.Health`: `""`
 is SERVING while the process serves; `ticketflow.v1.TicketService` is SERVING while Temporal is
 reachable and NOT_SERVING while it is not, re-checked every `health_interval_s`; both turn
-NOT_SERVING when shutdown begins) and server reflection (`grpcurl -plaintext HOST:PORT list`).
+NOT_SERVING when shutdown begins) and server reflection, v1 and v1alpha (`_reflection`;
+`grpcurl -plaintext HOST:PORT list`).
 """
 
 from __future__ import annotations
@@ -33,12 +38,12 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from ticketflow.contracts.proto_convert import enum_to_proto, from_proto, to_proto
+from ticketflow.contracts.proto_convert import enum_from_proto, enum_to_proto, from_proto, to_proto
 from ticketflow.runtime import ServiceError
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
-from .auth import GRPC_HINT, bearer_token, identify_reader
+from ._reflection import enable_reflection
+from .auth import GRPC_HINT, bearer_token, identify_approver, identify_reader
 from .connections import grpc_max_connections
 from .errors import (
     ApiError,
@@ -52,7 +57,7 @@ from .errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from .schemas import SubmitTicketRequest
+from .schemas import DecisionRequest, ListTicketsQuery, SubmitTicketRequest
 from .service import TicketService, validating
 from .settings import Settings
 
@@ -144,6 +149,58 @@ class TicketServicer(ticket_pb2_grpc.TicketServiceServicer):
 
         return await _answer(context, "GetTicket", get)
 
+    async def ListTickets(
+        self, request: ticket_pb2.ListTicketsRequest | bytes, context: grpc.aio.ServicerContext
+    ) -> ticket_pb2.ListTicketsResponse:
+        async def list_() -> ticket_pb2.ListTicketsResponse:
+            identify_reader(self._settings, bearer_token(_authorization(context)), GRPC_HINT)
+            message = _parse(ticket_pb2.ListTicketsRequest, request)
+            query = _list_query(message)
+            page = await self._tickets.list(query.status, query.limit, query.page_token)
+            return to_proto(page, ticket_pb2.ListTicketsResponse)
+
+        return await _answer(context, "ListTickets", list_)
+
+    async def DecideTicket(
+        self, request: ticket_pb2.DecideTicketRequest | bytes, context: grpc.aio.ServicerContext
+    ) -> ticket_pb2.DecideTicketResponse:
+        async def decide() -> ticket_pb2.DecideTicketResponse:
+            # Who decides comes from the token, checked before the request is even parsed.
+            approver = identify_approver(
+                self._settings, bearer_token(_authorization(context)), GRPC_HINT
+            )
+            message = _parse(ticket_pb2.DecideTicketRequest, request)
+            with validating():
+                decision = DecisionRequest.model_validate(
+                    {
+                        "approved": message.approved,
+                        "reason": message.reason if message.HasField("reason") else None,
+                    }
+                )
+            accepted = await self._tickets.decide(message.ticket_id, approver, decision)
+            return to_proto(accepted, ticket_pb2.DecideTicketResponse)
+
+        return await _answer(context, "DecideTicket", decide)
+
+
+def _list_query(message: ticket_pb2.ListTicketsRequest) -> ListTicketsQuery:
+    """The HTTP query's model (same limits) from a ListTicketsRequest; INVALID_ARGUMENT if bad."""
+    fields: dict[str, object] = {}
+    if message.status != 0:
+        status = enum_from_proto(_STATUS, message.status)
+        if status is None:
+            raise InvalidRequest(
+                f"status: unknown TicketStatus number {message.status}",
+                details=[{"loc": ["status"], "msg": "unknown TicketStatus"}],
+            )
+        fields["status"] = status
+    if message.HasField("limit"):
+        fields["limit"] = message.limit
+    if message.HasField("page_token"):
+        fields["page_token"] = message.page_token
+    with validating():
+        return ListTicketsQuery.model_validate(fields)
+
 
 M = TypeVar("M", bound=Message)
 
@@ -182,6 +239,16 @@ def add_ticket_service(servicer: TicketServicer, server: grpc.aio.Server) -> Non
             servicer.GetTicket,
             request_deserializer=None,
             response_serializer=ticket_pb2.GetTicketResponse.SerializeToString,
+        ),
+        "ListTickets": grpc.unary_unary_rpc_method_handler(
+            servicer.ListTickets,
+            request_deserializer=None,
+            response_serializer=ticket_pb2.ListTicketsResponse.SerializeToString,
+        ),
+        "DecideTicket": grpc.unary_unary_rpc_method_handler(
+            servicer.DecideTicket,
+            request_deserializer=None,
+            response_serializer=ticket_pb2.DecideTicketResponse.SerializeToString,
         ),
     }
     server.add_generic_rpc_handlers(
@@ -259,9 +326,7 @@ class GrpcServer:
         add_ticket_service(TicketServicer(tickets, settings), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (TICKET_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        enable_reflection((TICKET_SERVICE, health.SERVICE_NAME), self.server)
         self.host = settings.grpc_host
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         try:

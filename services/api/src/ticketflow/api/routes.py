@@ -12,20 +12,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
-from ticketflow.contracts import TICKET_ID_PATTERN, TicketStatus
+from ticketflow.contracts import TICKET_ID_PATTERN
 
-from ._paging import MAX_TOKEN_CHARS
 from ._version import VERSION
 from .auth import ApproverDep, ReaderDep
 from .bodies import JsonBodyRoute
 from .deps import SettingsDep, TicketsDep
 from .errors import UnsupportedMediaType
 from .schemas import (
+    MAX_LIST_LIMIT,
+    CancelAccepted,
     DecisionAccepted,
     DecisionRequest,
     ErrorResponse,
     Health,
+    ListTicketsQuery,
     Readiness,
     SubmitTicketRequest,
     TicketAccepted,
@@ -36,8 +37,6 @@ from .schemas import (
 __all__ = ["MAX_LIST_LIMIT", "router"]
 
 log = logging.getLogger(__name__)
-
-MAX_LIST_LIMIT = 200
 
 
 # FastAPI's type of a route's `responses`; the tables below are merged into it.
@@ -122,22 +121,6 @@ async def require_json_body(request: Request) -> None:
 
 
 JsonBody = Annotated[None, Depends(require_json_body)]
-
-
-class ListTicketsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: TicketStatus | None = Field(None, description="Only tickets in this status.")
-    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="At most this many tickets.")
-    page_token: str | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_TOKEN_CHARS,
-        description=(
-            "The `next_page_token` of the previous page, unchanged, with the same `status`; "
-            "a token that is not, or was made for another status, gets 400."
-        ),
-    )
 
 
 router = APIRouter(route_class=JsonBodyRoute)
@@ -283,6 +266,33 @@ async def decide_ticket(
     tickets: TicketsDep,
 ) -> DecisionAccepted:
     return await tickets.decide(ticket_id, approver, decision)
+
+
+@router.post(
+    "/tickets/{ticket_id}/cancel",
+    status_code=202,
+    response_model=CancelAccepted,
+    tags=["tickets"],
+    summary="Cancel a ticket that is not decided yet",
+    description=(
+        "Asks the ticket's workflow to stop, as the approver the bearer token belongs to (the same "
+        "token as a decision). An undecided ticket ends ESCALATED (`cancelled by an operator`) and "
+        "the customer gets the escalation reply; a decided or finished one is refused (409), its "
+        "end is carried out. Sent again after its answer was lost: 202 with `already: true`."
+    ),
+    responses={
+        202: {"description": "The cancel was requested (or had already ended the ticket)."},
+        401: _err("Missing or invalid bearer token."),
+        404: _err("No such ticket."),
+        409: _err("Already decided or finished: too late to cancel."),
+        **_INVALID,
+        **_UNAVAILABLE,
+    },
+)
+async def cancel_ticket(
+    ticket_id: TicketIdPath, approver: ApproverDep, tickets: TicketsDep
+) -> CancelAccepted:
+    return await tickets.cancel(ticket_id, approver)
 
 
 @router.get(

@@ -32,12 +32,17 @@ from ticketflow.contracts import (
     names,
 )
 
+from ._paging import MAX_TOKEN_CHARS
+
 __all__ = [
+    "MAX_LIST_LIMIT",
+    "CancelAccepted",
     "DecisionAccepted",
     "DecisionRequest",
     "ErrorDetail",
     "ErrorResponse",
     "Health",
+    "ListTicketsQuery",
     "Readiness",
     "SubmitTicketRequest",
     "TicketAccepted",
@@ -84,6 +89,7 @@ RequestId = Annotated[ShortId, NoNul]
 RefundCents = Annotated[Cents, BeforeValidator(_whole_number)]
 
 _EXAMPLE_TICKET_ID = "4f7d2c1e9b8a4d6f8e2a1b3c5d7e9f01"
+MAX_LIST_LIMIT = 200
 
 
 class _Request(BaseModel):
@@ -140,6 +146,22 @@ class DecisionRequest(_Request):
 
     approved: bool
     reason: Reason | None = Field(None, description=_NO_NUL)
+
+
+class ListTicketsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: TicketStatus | None = Field(None, description="Only tickets in this status.")
+    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="At most this many tickets.")
+    page_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TOKEN_CHARS,
+        description=(
+            "The `next_page_token` of the previous page, unchanged, with the same `status`; "
+            "a token that is not, or was made for another status, gets 400."
+        ),
+    )
 
 
 class TicketAccepted(BaseModel):
@@ -322,6 +344,16 @@ class DecisionAccepted(BaseModel):
     ticket_id: str
     status: TicketStatus
     decision: Decision | None = None
+
+
+class CancelAccepted(BaseModel):
+    """A cancel request the ticket's workflow will honour: it ends ESCALATED, the customer is told."""
+
+    ticket_id: str
+    status: TicketStatus = Field(description="The status when the cancel was asked (or its end).")
+    already: bool = Field(
+        False, description="True when this ticket already ended by an earlier cancel (a retry)."
+    )
 
 
 class Health(BaseModel):

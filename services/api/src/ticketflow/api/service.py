@@ -37,8 +37,10 @@ from ticketflow.contracts import (
     names,
 )
 
+from ._cancel import cancelled_by_operator, refuse_cancel, send_cancel
 from .errors import (
     ApiError,
+    CancelRejected,
     DecisionRejected,
     InvalidRequest,
     ReadModelUnavailable,
@@ -48,6 +50,7 @@ from .errors import (
 )
 from .read_model_client import ReadModelClient
 from .schemas import (
+    CancelAccepted,
     DecisionAccepted,
     DecisionRequest,
     SubmitTicketRequest,
@@ -215,6 +218,24 @@ class TicketService:
         return DecisionAccepted(
             ticket_id=result.ticket_id, status=result.status, decision=result.decision
         )
+
+    async def cancel(self, ticket_id: str, approver: str) -> CancelAccepted:
+        """Ask the ticket's workflow to stop: an undecided ticket ends ESCALATED (`_cancel`)."""
+        ticket_id = checked_ticket_id(ticket_id)
+        try:
+            state = await self.gateway.state(ticket_id)
+        except TicketNotFound:
+            if await self._recorded_outcome(ticket_id) is not None:
+                raise CancelRejected(
+                    f"ticket {ticket_id!r} is finished; too late to cancel"
+                ) from None
+            raise
+        if cancelled_by_operator(state):
+            return CancelAccepted(ticket_id=ticket_id, status=state.status, already=True)
+        refuse_cancel(state)
+        await send_cancel(self.gateway, ticket_id)
+        log.info("ticket %s: cancel requested by %s", ticket_id, approver)
+        return CancelAccepted(ticket_id=ticket_id, status=state.status, already=False)
 
     async def _recorded_outcome(self, ticket_id: str) -> TicketOutcome | None:
         # A decision on a ticket Temporal does not know is refused either way; the read model

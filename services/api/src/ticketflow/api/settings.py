@@ -183,6 +183,10 @@ class Settings(DecisionKeySettings):
     # Open connections at most; unset: a share of the descriptor limit (`connections.py`).
     http_max_connections: int | None = Field(None, ge=1)
     grpc_max_connections: int | None = Field(None, ge=1)
+    # The approvals console (`console/`): the currency refunds are shown in (amounts are cents of
+    # it), and how long a sign-in lasts before the approver signs in again.
+    console_currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    console_session_s: float = Field(8 * 3600.0, ge=60, le=7 * 24 * 3600)
 
     _approvers: tuple[TokenHolder, ...] = PrivateAttr(default=())
     _viewers: tuple[TokenHolder, ...] = PrivateAttr(default=())

@@ -186,6 +186,11 @@ class ApiClient:
         path = f"/tickets/{_segment(ticket_id)}/decision"
         return self._call(self._http.build_request("POST", path, json=body), decision=True)
 
+    def cancel(self, ticket_id: str) -> dict[str, Any]:
+        """Cancel an undecided ticket; safe to send again (a retry answers `already: true`)."""
+        path = f"/tickets/{_segment(ticket_id)}/cancel"
+        return self._call(self._http.build_request("POST", path), decision=True)
+
     def _call(self, request: httpx.Request, *, decision: bool = False) -> dict[str, Any]:
         started = time.monotonic()
         retrying = Retrying(

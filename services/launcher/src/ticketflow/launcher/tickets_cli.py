@@ -37,8 +37,8 @@ EXIT_OK = 0
 
 DESCRIPTION = """\
 Operate on tickets through the api's HTTP interface: list the approval queue, show a ticket,
-approve or reject one that waits for a human. Output is a table for people; --json prints the
-api's JSON as it is, for scripts.
+approve or reject one that waits for a human, cancel one nobody decided yet. Output is a table
+for people; --json prints the api's JSON as it is, for scripts.
 
 A decision the api may have applied without confirming it (503 decision_outcome_unknown, a
 timeout, a dropped connection) is sent again, the very same request, after the api's Retry-After:
@@ -68,7 +68,8 @@ exit codes:
   2  usage or settings are wrong (an option, TICKETFLOW_API_URL, an unreadable token file)
   3  no such ticket (404)
   4  conflict (409): the ticket is not waiting for a decision: someone else decided, its approval
-     window closed, or it finished; the api's message says which
+     window closed, or it finished (cancel: it is already decided or finished); the api's
+     message says which
   5  unavailable: the api did not answer or answered 503 after the bounded retries (for a
      decision: it may have been applied; run the same command again)
 """
@@ -99,7 +100,7 @@ def add_tickets_parser(commands: Any) -> None:
     }
     tickets = commands.add_parser(
         "tickets",
-        help="list, show, approve or reject tickets through the api",
+        help="list, show, approve, reject or cancel tickets through the api",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -116,6 +117,10 @@ def add_tickets_parser(commands: Any) -> None:
         decide = actions.add_parser(verb, help=f"{verb} a ticket waiting for approval", **kw)
         decide.add_argument("ticket_id", metavar="ID")
         decide.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded)")
+    cancel = actions.add_parser(
+        "cancel", help="stop a ticket nobody decided yet (it ends ESCALATED)", **kw
+    )
+    cancel.add_argument("ticket_id", metavar="ID")
 
 
 def run_tickets(args: argparse.Namespace) -> int:
@@ -176,11 +181,31 @@ def _decide(client: ApiClient, args: argparse.Namespace) -> None:
     print(f"ticket {answer.get('ticket_id')}: {what}; status now {answer.get('status')}")
 
 
+def _cancel(client: ApiClient, args: argparse.Namespace) -> None:
+    answer = client.cancel(args.ticket_id)
+    if args.json:
+        _print_json(answer)
+        return
+    if answer.get("already"):
+        print(f"ticket {answer.get('ticket_id')}: already cancelled; status {answer.get('status')}")
+    else:
+        print(
+            f"ticket {answer.get('ticket_id')}: cancel requested while {answer.get('status')}; "
+            "it ends ESCALATED and the customer is told"
+        )
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
 
-_ACTIONS = {"list": _list, "show": _show, "approve": _decide, "reject": _decide}
+_ACTIONS = {
+    "list": _list,
+    "show": _show,
+    "approve": _decide,
+    "reject": _decide,
+    "cancel": _cancel,
+}
 
 
 def _positive_int(text: str) -> int:

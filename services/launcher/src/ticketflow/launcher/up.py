@@ -197,6 +197,7 @@ def banner(
         "",
         f"ticketflow is up ({took_s:.1f}s). Ctrl-C stops everything.",
         f"  HTTP API      {http}   docs: {http}/docs",
+        f"  Console       {http}/console   sign in with the approver token",
         f"  gRPC API      127.0.0.1:{config.grpc_port}   ticketflow.v1.TicketService",
         f"  Projection    {config.projection_address}   read model gRPC, for the api only "
         f"({_readmodel_note(config)})",
