@@ -36,6 +36,7 @@ from ticketflow.core_worker.patches import PATCH_PRIMARY_RECHECK
 from ticketflow.core_worker.workflow import (
     PATCH_CLASSIFICATION_MEMO,
     PATCH_INTAKE_CHECK,
+    PATCH_LEAN_TICKET,
     PATCH_ROBUST_ENDS,
     TicketWorkflow,
 )
@@ -53,6 +54,7 @@ PATCHES = {
     "v3": PATCH_ROBUST_ENDS,
     "v4": PATCH_PRIMARY_RECHECK,
     "v5": PATCH_INTAKE_CHECK,
+    "v6": PATCH_LEAN_TICKET,
 }
 
 
