@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from ticketflow.contracts import names
@@ -374,13 +374,29 @@ class TicketWorkflow:
             non_retryable_error_types=_SIDE_EFFECT_NON_RETRYABLE,
         )
         if self._lean:
-            local: T = await workflow.execute_local_activity(
-                activity,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timeout,
-                retry_policy=retry,
-            )
+            try:
+                local: T = await workflow.execute_local_activity(
+                    activity,
+                    arg,
+                    result_type=result_type,
+                    start_to_close_timeout=timeout,
+                    retry_policy=retry,
+                )
+            except FailureError as err:
+                if isinstance(err, ActivityError):
+                    raise
+                # A local activity's failure reaches the workflow bare (the ApplicationError,
+                # timeout or cancel itself); wrap it as an activity task's is, so the callers'
+                # handling (non-retryable ledger errors escalate, cancels re-run) is the same.
+                raise ActivityError(
+                    "local activity failed",
+                    scheduled_event_id=0,
+                    started_event_id=0,
+                    identity="",
+                    activity_type=activity,
+                    activity_id="",
+                    retry_state=None,
+                ) from err
             return local
         result: T = await workflow.execute_activity(
             activity,
