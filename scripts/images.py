@@ -193,23 +193,22 @@ def stage(service: str, progress: Progress = say) -> Path:
             if line.startswith(("-e ./", "./"))
         ]
     (out / "requirements.txt").write_text(requirements)
-    pins = {
-        f"{_normal(name)}-{version}"
-        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", requirements, re.M)
-    }
-    progress(f"{service}: {len(pins)} pinned dependencies from uv.lock; fetching missing wheels")
-    # Wheels for the image's platform whatever the host's Python; kept between builds, so only a
-    # bumped pin downloads anything. Hash-checked against the lock.
-    _run(
-        [
-            uv, "tool", "run", "--quiet", "--from", "pip>=24", "pip", "download", "--quiet",
-            "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version", "3.11",
-            "--implementation", "cp", *PLATFORMS,
-            "--disable-pip-version-check", "--progress-bar", "off",
-            "-r", str(out / "requirements.txt"), "-d", str(deps),
-        ],
-        what="pip download",
-    )  # fmt: skip
+    pins = _pins_for_image(requirements)
+    present = {_wheel_key(w.name) for w in deps.glob("*.whl")}
+    if pins - present:
+        progress(f"{service}: fetching {len(pins - present)} of {len(pins)} pinned wheels")
+        # Wheels for the image's platform whatever the host's Python; kept between builds, so
+        # only a bumped pin downloads anything. Hash-checked against the lock.
+        _run(
+            [
+                uv, "tool", "run", "--quiet", "--from", "pip>=24", "pip", "download", "--quiet",
+                "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version", "3.11",
+                "--implementation", "cp", *PLATFORMS,
+                "--disable-pip-version-check", "--progress-bar", "off",
+                "-r", str(out / "requirements.txt"), "-d", str(deps),
+            ],
+            what="pip download",
+        )  # fmt: skip
     wanted = {w.name for w in deps.glob("*.whl") if _wheel_key(w.name) in pins}
     _fill(deps, wanted)
     # Reproducible (uv_build), so an unchanged member gives the same bytes and a cached layer.
@@ -225,6 +224,31 @@ def stage(service: str, progress: Progress = say) -> Path:
         f"({', '.join(sorted(workspace)) or 'none'}) in {time.monotonic() - t0:.1f} s"
     )
     return out
+
+
+# The image's interpreter, for the pins' environment markers (tzdata is for Windows only, ...).
+_IMAGE_ENV = {
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "python_version": "3.11",
+    "python_full_version": "3.11.2",
+}
+
+
+def _pins_for_image(requirements: str) -> set[str]:
+    """"name-version" of each pin the image installs (its marker true there)."""
+    from packaging.markers import Marker
+
+    pins = set()
+    for line in requirements.splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;]+)\s*(?:;\s*(.*?))?\s*\\?$", line)
+        if match and (not match[3] or Marker(match[3]).evaluate(_IMAGE_ENV)):
+            pins.add(f"{_normal(match[1])}-{match[2]}")
+    return pins
 
 
 def _normal(name: str) -> str:
@@ -297,9 +321,10 @@ def build(
         ]  # fmt: skip
         if base:
             args += ["--build-arg", f"BASE={base}"]
+        args += ["--network", "none"]  # everything is staged: the build needs no network
         if engine.name == "podman":
-            # docker format: OCI images drop HEALTHCHECK. No network: everything is staged.
-            args += ["--format", "docker", "--network", "none", "--layers", "--pull=never"]
+            # docker format: OCI images drop HEALTHCHECK.
+            args += ["--format", "docker", "--layers", "--pull=never"]
         progress(f"{service}: {engine.name} build -> {image}")
         engine.run(*args, str(ROOT), quiet=True)
         seconds = time.monotonic() - t0
