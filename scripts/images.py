@@ -240,7 +240,7 @@ _IMAGE_ENV = {
 
 
 def _pins_for_image(requirements: str) -> set[str]:
-    """"name-version" of each pin the image installs (its marker true there)."""
+    """ "name-version" of each pin the image installs (its marker true there)."""
     from packaging.markers import Marker
 
     pins = set()
