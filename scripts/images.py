@@ -340,17 +340,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="stage and build images")
-    b.add_argument("services", nargs="*", choices=[*SERVICES, TEMPORAL, []], default=None)
+    b.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help=f"{', '.join(SERVICES)} (the default: all four) or {TEMPORAL}",
+    )
     b.add_argument("--base", help="base image (default: the local Debian one with podman)")
     b.add_argument("--engine", choices=["podman", "docker"], default="podman")
     sub.add_parser("list", help="the images this script made, with sizes")
     args = parser.parse_args(argv)
+    unknown = set(getattr(args, "services", None) or ()) - {*SERVICES, TEMPORAL}
+    if unknown:
+        parser.error(
+            f"no such image: {', '.join(sorted(unknown))} (choose from "
+            f"{', '.join([*SERVICES, TEMPORAL])})"
+        )
     engine = Engine(args.engine if args.command == "build" else "podman")
     try:
         if args.command == "list":
             engine.run("images", "--filter", f"reference={IMAGE_PREFIX}*")
             return 0
-        if engine.name == "podman" and shutil.which("podman") is None:
+        if engine.name == "podman":
             sys.path.insert(0, str(Path(__file__).parent))
             from sysdeps import ensure_apt
 
