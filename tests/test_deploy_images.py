@@ -151,24 +151,26 @@ def test_tickets_through_separate_containers_with_a_restart(stack: ContainerStac
     say(f"{len(stack.roles())} containers healthy in {time.monotonic() - t0:.0f} s")
 
     api = httpx.Client(base_url=f"http://127.0.0.1:{stack.http_port}", timeout=30)
+    channel = grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}")
+    stub = ticket_pb2_grpc.TicketServiceStub(channel)
     refunds: dict[str, int] = {}
     questions: list[str] = []
-    for i in range(12):
-        r = api.post(
-            "/tickets",
-            json={
-                "customer_id": f"c-{i}",
-                "subject": "refund",
-                "body": "please refund my order",
-                "order_id": f"o-{i}",
-                "requested_refund_cents": 1000 + i,
-            },
-        )
-        assert r.status_code == 202, r.text
-        refunds[r.json()["ticket_id"]] = 1000 + i
-    with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}") as channel:
-        stub = ticket_pb2_grpc.TicketServiceStub(channel)
-        for i in range(6):
+
+    def submit_batch(first: int, n_refunds: int, n_questions: int) -> None:
+        for i in range(first, first + n_refunds):  # over HTTP, under the auto-approve limit
+            r = api.post(
+                "/tickets",
+                json={
+                    "customer_id": f"c-{i}",
+                    "subject": "refund",
+                    "body": "please refund my order",
+                    "order_id": f"o-{i}",
+                    "requested_refund_cents": 1000 + i,
+                },
+            )
+            assert r.status_code == 202, r.text
+            refunds[r.json()["ticket_id"]] = 1000 + i
+        for i in range(first, first + n_questions):  # over gRPC
             resp = stub.SubmitTicket(
                 ticket_pb2.SubmitTicketRequest(
                     customer_id=f"g-{i}", subject="Cannot login", body=f"password reset {i}"
@@ -177,6 +179,8 @@ def test_tickets_through_separate_containers_with_a_restart(stack: ContainerStac
             )
             assert resp.created
             questions.append(resp.ticket_id)
+
+    submit_batch(0, 12, 6)
     big = api.post(
         "/tickets",
         json={
@@ -189,12 +193,17 @@ def test_tickets_through_separate_containers_with_a_restart(stack: ContainerStac
     ).json()["ticket_id"]
     refunds[big] = 25000
 
-    # The core worker's container killed while refunds are being paid, then started again.
+    # Mid-batch: the core worker's container SIGKILLed once refunds are being paid, the rest of
+    # the batch submitted while it is down, then the container started again.
     paid = lambda: stack.sql("core-worker", "ledger.db", "SELECT count(*) FROM refunds")[0][0]  # noqa: E731
     eventually(lambda: paid() >= 1, what="the first refunds paid")
     paid_before = paid()
     stack.kill("core-worker")
-    say(f"core-worker container killed with at least {paid_before}/{len(refunds)} refunds paid")
+    submit_batch(100, 8, 4)
+    say(
+        f"core-worker container killed with {paid_before}/{len(refunds)} refunds paid, "
+        f"{len(refunds) + len(questions)} tickets submitted"
+    )
     stack.start("core-worker")
     eventually(lambda: stack.healthy("core-worker"), what="core-worker healthy again")
 
@@ -212,11 +221,16 @@ def test_tickets_through_separate_containers_with_a_restart(stack: ContainerStac
 
     rows = stack.sql("core-worker", "ledger.db", "SELECT ticket_id, amount_cents FROM refunds")
     assert dict((tid, cents) for tid, cents in rows) == refunds  # one row each, right amount
+    attempts = stack.sql(
+        "core-worker", "ledger.db", "SELECT ticket_id, result FROM refund_attempts"
+    )
+    assert sorted(tid for tid, result in attempts if result == "applied") == sorted(refunds)
     replies = stack.sql(
         "core-worker", "ledger.db", "SELECT ticket_id, count(*) FROM replies GROUP BY ticket_id"
     )
     assert dict((tid, n) for tid, n in replies) == dict.fromkeys([*refunds, *questions], 1)
     api.close()
+    channel.close()
     say(f"{len(refunds) + len(questions)} tickets right in {time.monotonic() - t0:.0f} s")
 
 

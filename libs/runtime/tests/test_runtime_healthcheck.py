@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ from ticketflow.runtime.healthcheck import (
     check_grpc,
     check_http,
     check_polling,
+    init_started_at,
     reach_host,
     run_check,
 )
@@ -147,3 +149,9 @@ def test_run_check_exits_0_or_1_with_one_line(capsys: pytest.CaptureFixture[str]
         run_check("svc", bad)
     assert not_ok.value.code == 1
     assert capsys.readouterr().err == "svc healthcheck: NOT healthy: nobody home\n"
+
+
+def test_init_started_at_is_in_the_past() -> None:
+    started = init_started_at()
+    assert started is not None
+    assert 0 < started <= time.time()

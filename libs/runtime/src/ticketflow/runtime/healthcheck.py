@@ -17,12 +17,14 @@ probe on the same host dials a server bound to ``host`` (a wildcard bind is reac
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -100,7 +102,10 @@ async def check_polling(
     which every ticketflow worker ends its identity with."""
     host = host or socket.gethostname()
     queues = list(queues)
-    since_ns = int((time.time() - POLL_WINDOW_S) * 1e9)
+    # A container restarted keeps its host name, and Temporal lists the dead process's poller for
+    # minutes: only polls since this container's first process started count.
+    since = max(time.time() - POLL_WINDOW_S, init_started_at() or 0.0)
+    since_ns = int(since * 1e9)
     try:
         client = await asyncio.wait_for(
             Client.connect(temporal_address, namespace=namespace), timeout_s
@@ -123,6 +128,23 @@ async def check_polling(
         return f"{identity_prefix}...@{host} polls {names}"
     missing = ", ".join(q for (q, _), ok in zip(queues, seen, strict=True) if not ok)
     raise HealthError(f"Temporal lists no recent poller {identity_prefix}...@{host} on {missing}")
+
+
+def init_started_at() -> float | None:
+    """When PID 1 started (epoch seconds): in a container, the service itself or its init; on a
+    host, the machine's boot. None when /proc cannot tell."""
+    try:
+        stat = Path("/proc/1/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        # Field 22, counted after the parenthesised command (which may hold spaces).
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_check(prog: str, probe: Callable[[], Coroutine[Any, Any, str] | str]) -> NoReturn:
