@@ -197,12 +197,12 @@ def test_tickets_through_separate_containers_with_a_restart(stack: ContainerStac
     # the batch submitted while it is down, then the container started again.
     paid = lambda: stack.sql("core-worker", "ledger.db", "SELECT count(*) FROM refunds")[0][0]  # noqa: E731
     eventually(lambda: paid() >= 1, what="the first refunds paid")
-    paid_before = paid()
+    paid_before, asked_before = paid(), len(refunds)
     stack.kill("core-worker")
     submit_batch(100, 8, 4)
     say(
-        f"core-worker container killed with {paid_before}/{len(refunds)} refunds paid, "
-        f"{len(refunds) + len(questions)} tickets submitted"
+        f"core-worker container killed with {paid_before}/{asked_before} refunds paid; "
+        f"{len(refunds) + len(questions)} tickets in all"
     )
     stack.start("core-worker")
     eventually(lambda: stack.healthy("core-worker"), what="core-worker healthy again")
