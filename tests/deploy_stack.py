@@ -1,22 +1,23 @@
 """ticketflow as separate containers, one image per service, with podman on the host network.
 
-Used by the deploy check (test_deploy_images.py). Each service runs from its own image (none shares
-a virtualenv with another or with the tests), bound to its own free port on 127.0.0.1 (host
-network: nothing is published; TOOLING: no other network mode works on these machines), reached
-through the `*_ADDRESS` variables, exactly as in deploy/compose.local.yml. Secrets go to podman
-through its environment (`-e NAME` without a value), never on a command line.
+Used by the deploy check (test_deploy_images.py): deploy/compose.local.yml itself, brought up by
+podman-compose (a dev dependency; Debian's 1.0.3 cannot run host-network services) against the
+check's own podman store. Each service runs from its own image (none shares a virtualenv with
+another or with the tests), bound to its own free port on 127.0.0.1 (host network: nothing is
+published; no other network mode works on these machines), reached through the `*_ADDRESS`
+variables. Secrets go to compose through its environment, never on a command line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ticketflow.runtime.devserver import dev_server_command
 from ticketflow.testkit import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +38,13 @@ SECRETS = {
 AGENT_REPLICAS = 3
 
 
+COMPOSE_FILE = ROOT / "deploy" / "compose.local.yml"
+
+
 @dataclass
 class ContainerStack:
-    """Containers named `<prefix>-<role>`, all removed by ``close``."""
+    """deploy/compose.local.yml brought up by podman-compose as project ``prefix``: containers
+    named `<prefix>_<service>_<n>`, all removed (with their volumes) by ``close``."""
 
     engine: images.Engine
     prefix: str
@@ -54,94 +59,56 @@ class ContainerStack:
         return f"127.0.0.1:{self.temporal_port}"
 
     def name(self, role: str) -> str:
-        return f"{self.prefix}-{role}"
+        service, _, n = role.rpartition("-") if role[-1].isdigit() else (role, "", "1")
+        return f"{self.prefix}_{service}_{n}"
 
-    def _run(self, role: str, image: str, env: dict[str, str], args: list[str]) -> None:
-        name = self.name(role)
+    def compose(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """podman-compose (a dev dependency) on compose.local.yml, with this engine's podman."""
+        # podman-compose puts --podman-args after the subcommand: podman's global flags (this
+        # check's own store) go through a wrapper given as the podman to run.
+        assert self.engine.root is not None
+        wrapper = self.engine.root / "podman"
+        if not wrapper.exists():
+            wrapper.write_text(
+                "#!/bin/sh\nexec " + " ".join(map(shlex.quote, self.engine.argv())) + ' "$@"\n'
+            )
+            wrapper.chmod(0o755)
         argv = [
-            "run", "--detach", "--name", name, "--hostname", name,
-            "--network", "host", "--ulimit", "host",
-            # No systemd timer here: the check runs the image's HEALTHCHECK itself.
-            "--health-interval", "disable",
+            str(Path(sys.executable).parent / "podman-compose"),
+            "--podman-path", str(wrapper),
+            "--project-name", self.prefix, "--file", str(COMPOSE_FILE), *args,
         ]  # fmt: skip
-        for key in env:
-            argv += ["--env", key]  # the value comes from podman's own environment
-        self.started.append(name)
+        variables = {
+            "TEMPORAL_PORT": str(self.temporal_port),
+            "TICKETFLOW_HTTP_PORT": str(self.http_port),
+            "TICKETFLOW_GRPC_PORT": str(self.grpc_port),
+            "TICKETFLOW_PROJECTION_PORT": str(self.projection_port),
+            "TICKETFLOW_AGENT_RATE_PER_S": "50",
+            **SECRETS,
+            **env,
+        }
         done = subprocess.run(
-            self.engine.argv(*argv, image, *args),
-            env={**self.engine.env(), **env},
+            argv,
+            env={**self.engine.env(), **variables},
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"podman run {name} exited {done.returncode}: {done.stderr}")
-
-    def service_env(self, **extra: str) -> dict[str, str]:
-        return {
-            "TICKETFLOW_TEMPORAL_ADDRESS": self.temporal_address,
-            "TICKETFLOW_LOG_LEVEL": "INFO",
-            **extra,
-        }
-
-    def start_temporal(self) -> None:
-        argv = dev_server_command(
-            db_filename="/data/temporal.db",
-            ip="127.0.0.1",
-            port=self.temporal_port,
-            headless=True,
-            binary="temporal",
-        )
-        assert argv[:3] == ["temporal", "server", "start-dev"]
-        self._run(
-            "temporal",
-            images.image_name(images.TEMPORAL),
-            {"TEMPORAL_ADDRESS": self.temporal_address},
-            argv[3:],
-        )
-
-    def start_services(self) -> None:
-        keys = {"TICKETFLOW_DECISION_KEYS": SECRETS["TICKETFLOW_DECISION_KEYS"]}
-        self._run(
-            "core-worker",
-            images.image_name("core-worker"),
-            self.service_env(TICKETFLOW_SIDE_EFFECT_START_TO_CLOSE_S="3", **keys),
-            [],
-        )
-        for n in range(AGENT_REPLICAS):
-            self._run(
-                f"agent-worker-{n + 1}",
-                images.image_name("agent-worker"),
-                # One global rate on the primary queue, shared by the three replicas.
-                self.service_env(TICKETFLOW_AGENT_RATE_PER_S="50", TICKETFLOW_MOCK_LATENCY_MS="20"),
-                ["--queue", "both"],
+            raise RuntimeError(
+                f"podman-compose {' '.join(args)} exited {done.returncode}:\n"
+                f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             )
-        self._run(
-            "projection",
-            images.image_name("projection"),
-            self.service_env(
-                TICKETFLOW_PROJECTION_HOST="127.0.0.1",
-                TICKETFLOW_PROJECTION_PORT=str(self.projection_port),
-                TICKETFLOW_READMODEL_TOKEN=SECRETS["TICKETFLOW_READMODEL_TOKEN"],
-            ),
-            [],
-        )
-        self._run(
-            "api",
-            images.image_name("api"),
-            self.service_env(
-                TICKETFLOW_HTTP_HOST="127.0.0.1",
-                TICKETFLOW_HTTP_PORT=str(self.http_port),
-                TICKETFLOW_GRPC_HOST="127.0.0.1",
-                TICKETFLOW_GRPC_PORT=str(self.grpc_port),
-                TICKETFLOW_PROJECTION_ADDRESS=f"127.0.0.1:{self.projection_port}",
-                **SECRETS,
-            ),
-            [],
-        )
+        return done
+
+    def up(self) -> None:
+        self.started = ["temporal", "core-worker", "projection", "api"] + [
+            f"agent-worker-{n + 1}" for n in range(AGENT_REPLICAS)
+        ]
+        self.compose("up", "--detach")
 
     def roles(self) -> list[str]:
-        return [n.removeprefix(f"{self.prefix}-") for n in self.started]
+        return list(self.started)
 
     def healthy(self, role: str) -> bool:
         """The image's own HEALTHCHECK, run now."""
@@ -175,15 +142,17 @@ class ContainerStack:
 
     def logs(self) -> str:
         out = []
-        for name in self.started:
-            done = self.engine.run("logs", "--tail", "60", name, check=False, quiet=True)
-            out.append(f"----- {name}\n{done.stdout}")
+        for role in self.started:
+            done = self.engine.run("logs", "--tail", "60", self.name(role), check=False, quiet=True)
+            out.append(f"----- {role}\n{done.stdout}")
         return "\n".join(out)
 
     def close(self) -> None:
-        for name in reversed(self.started):
-            self.engine.run("rm", "--force", "--time", "5", name, check=False, quiet=True)
-        self.started.clear()
+        if self.started:
+            try:
+                self.compose("down", "--volumes", "--timeout", "5")
+            finally:
+                self.started.clear()
 
 
 def podman_available() -> bool:

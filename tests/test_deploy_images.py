@@ -133,7 +133,7 @@ def test_each_image_holds_only_its_service(engine: images.Engine, built) -> None
 
 @pytest.fixture
 def stack(engine: images.Engine, built) -> Iterator[ContainerStack]:
-    s = ContainerStack(engine, prefix=f"tfcheck-{uuid.uuid4().hex[:6]}")
+    s = ContainerStack(engine, prefix=f"tfcheck{uuid.uuid4().hex[:6]}")
     try:
         yield s
     finally:
@@ -143,9 +143,7 @@ def stack(engine: images.Engine, built) -> Iterator[ContainerStack]:
 
 def test_tickets_through_separate_containers_with_a_restart(stack: ContainerStack) -> None:
     t0 = time.monotonic()
-    stack.start_temporal()
-    eventually(lambda: stack.healthy("temporal"), what="Temporal's container healthy")
-    stack.start_services()
+    stack.up()  # deploy/compose.local.yml, by podman-compose
     for role in stack.roles():
         eventually(lambda role=role: stack.healthy(role), what=f"{role} healthy (HEALTHCHECK)")
     say(f"{len(stack.roles())} containers healthy in {time.monotonic() - t0:.0f} s")

@@ -51,3 +51,28 @@ def test_nothing_to_do_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sysdeps, "missing_apt", lambda packages: [])
     monkeypatch.setattr(sysdeps.subprocess, "run", None)  # would fail if apt were called
     sysdeps.ensure_apt(["podman"], "anything")
+
+
+def _compose(path: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def test_local_compose_runs_the_dev_server_as_the_tests_do() -> None:
+    from ticketflow.runtime.devserver import dev_server_command
+
+    temporal = _compose("deploy/compose.local.yml")["services"]["temporal"]
+    command = [str(a).replace("${TEMPORAL_PORT:-7233}", "7233") for a in temporal["command"]]
+    expected = dev_server_command(
+        db_filename="/data/temporal.db", ip="127.0.0.1", port=7233, headless=True, binary="t"
+    )[3:]
+    assert command == expected
+
+
+@pytest.mark.parametrize("path", ["docker-compose.yml", "deploy/compose.local.yml"])
+def test_compose_files_name_the_images_this_checkout_builds(path: str) -> None:
+    used = {s["image"] for s in _compose(path)["services"].values()}
+    ours = {i for i in used if i.startswith(images.IMAGE_PREFIX)}
+    assert ours <= {images.image_name(s) for s in [*images.SERVICES, images.TEMPORAL]}
+    assert {images.image_name(s) for s in images.SERVICES} <= ours
