@@ -25,6 +25,7 @@ default ulimits, through a containers.conf this script writes (CONTAINERS_CONF).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -42,9 +43,21 @@ DOCKERFILE = ROOT / "deploy" / "images" / "Dockerfile"
 TEMPORAL_DOCKERFILE = ROOT / "deploy" / "images" / "temporal-dev.Dockerfile"
 SERVICES = ("api", "core-worker", "agent-worker", "projection")
 TEMPORAL = "temporal-dev"
-LOCAL_BASE = "localhost/ticketflow-base:bookworm"
-# What the base holds: the interpreter, the C++ runtime grpcio links, TLS roots; nothing to build with.
+# What the base holds: the interpreter, the C++ runtime grpcio links, TLS roots; nothing to build
+# with, no documentation (licences kept).
 BASE_PACKAGES = ("python3.11", "libstdc++6", "ca-certificates")
+BASE_RECIPE = (
+    "--variant=essential",
+    f"--include={','.join(BASE_PACKAGES)}",
+    *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "info", "locale")),
+    "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "bookworm",
+)
+# Named after its recipe, so a changed recipe makes a new base instead of reusing a stale one.
+LOCAL_BASE = (
+    "localhost/ticketflow-base:bookworm-"
+    + hashlib.sha256("\0".join(BASE_RECIPE).encode()).hexdigest()[:10]
+)
 IMAGE_PREFIX = "localhost/ticketflow-"
 # Wheels the image's Python takes (bookworm: glibc 2.36, x86_64), whatever the host's: pip does not
 # widen one --platform to the older manylinux tags a wheel may carry, so each is listed.
@@ -265,7 +278,7 @@ def ensure_base(engine: Engine, progress: Progress = say) -> str:
     """The local base image (Debian bookworm + python3.11), made with mmdebstrap when absent."""
     if engine.image_exists(LOCAL_BASE):
         return LOCAL_BASE
-    tarball = STAGE / "base" / "bookworm.tar"
+    tarball = STAGE / "base" / f"{LOCAL_BASE.rpartition(':')[2]}.tar"
     if not tarball.exists():
         progress(
             f"base: building {LOCAL_BASE} from Debian packages ({', '.join(BASE_PACKAGES)}) "
@@ -275,14 +288,7 @@ def ensure_base(engine: Engine, progress: Progress = say) -> str:
         tarball.parent.mkdir(parents=True, exist_ok=True)
         partial = tarball.with_name("partial.tar")  # mmdebstrap: the suffix sets the format
         _run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=essential",
-                f"--include={','.join(BASE_PACKAGES)}",
-                "bookworm",
-                str(partial),
-            ],
+            ["mmdebstrap", "--quiet", *BASE_RECIPE, str(partial)],
             what="mmdebstrap",
         )
         partial.rename(tarball)
