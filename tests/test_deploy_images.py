@@ -32,7 +32,7 @@ from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 from .deploy_stack import TOKENS, ContainerStack, images, in_ci, sysdeps
 from .harness import eventually, wait_status
 
-# Builds five images (cold, then warm) and runs eight containers on a 2-core machine.
+# Builds five images (cold, then warm) and runs seven containers on a 2-core machine.
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(900)]
 
 ALL = [*images.SERVICES, images.TEMPORAL]
