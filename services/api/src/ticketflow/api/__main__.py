@@ -29,6 +29,7 @@ from ticketflow.runtime import (
     load_settings,
     setup_logging,
 )
+from ticketflow.runtime.healthcheck import check_http, reach_host, run_check
 from ticketflow.runtime.lifecycle import exit_process, install_stop_handlers
 
 from ._version import VERSION
@@ -253,9 +254,21 @@ def main(argv: list[str] | None = None) -> NoReturn:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=VERSION)
-    parser.parse_args(argv)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "healthcheck"],
+        default="serve",
+        help="serve (the default), or healthcheck: exit 0 when this host's api answers "
+        "GET /readyz at TICKETFLOW_HTTP_HOST:TICKETFLOW_HTTP_PORT with 2xx, else 1 (the "
+        "image's HEALTHCHECK)",
+    )
+    args = parser.parse_args(argv)
 
     settings = load_settings(Settings, PROG)
+    if args.command == "healthcheck":
+        url = f"http://{reach_host(settings.http_host)}:{settings.http_port}/readyz"
+        run_check(PROG, lambda: check_http(url))
     setup_logging(settings.log_level)
     code = 0
     try:

@@ -48,7 +48,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 async def _serve_store(settings: Settings, store: ReadModelStore, stop: asyncio.Event) -> None:
     token = settings.readmodel_token.get_secret_value() or None
-    api = ReadApiServer(store, settings.projection_address, token=token)
+    api = ReadApiServer(store, settings.listen_address, token=token)
     await api.start()
     print(
         f"projection {VERSION}: gRPC read API on {api.bound_address}; "
