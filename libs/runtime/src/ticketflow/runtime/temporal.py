@@ -25,7 +25,7 @@ from tenacity import (
 )
 from ticketflow.contracts import DATA_CONVERTER
 
-from .logs import temporal_runtime
+from .telemetry import temporal_runtime
 
 __all__ = ["CONNECT_ATTEMPT_TIMEOUT", "TemporalUnreachable", "connect"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from ticketflow.runtime import load_settings, run_service, setup_logging
+from ticketflow.runtime import load_settings, run_service, setup_service
 
 from .settings import Settings
 from .worker import DIST_NAME, VERSION, QueueChoice, serve
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> NoReturn:
     args = parse_args(argv)
     settings = load_settings(Settings, DIST_NAME)
-    setup_logging(settings.log_level)
+    setup_service(settings, "agent-worker")
     run_service(DIST_NAME, lambda stop: serve(settings, args.queue, stop=stop))
 
 

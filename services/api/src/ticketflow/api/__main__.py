@@ -27,7 +27,7 @@ from ticketflow.runtime import (
     EXIT_INTERRUPTED,
     ServiceError,
     load_settings,
-    setup_logging,
+    setup_service,
 )
 from ticketflow.runtime.lifecycle import exit_process, install_stop_handlers
 
@@ -175,7 +175,7 @@ def _http_server(app: FastAPI, settings: Settings, grpc_address: str) -> _Server
         timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
         server_header=False,
         # None: uvicorn leaves logging alone, so its loggers reach the root handler that
-        # `setup_logging` configured, in the one format and at TICKETFLOW_LOG_LEVEL.
+        # `setup_service` configured, in the one format and at TICKETFLOW_LOG_LEVEL.
         log_config=None,
     )
     return _Server(config, settings, grpc_address=grpc_address, guard=guard)
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     parser.parse_args(argv)
 
     settings = load_settings(Settings, PROG)
-    setup_logging(settings.log_level)
+    setup_service(settings, "api")
     code = 0
     try:
         asyncio.run(serve(settings))

@@ -36,6 +36,7 @@ from ticketflow.contracts import (
     TicketStatus,
     names,
 )
+from ticketflow.runtime import ticket_fields
 
 from .errors import (
     ApiError,
@@ -131,6 +132,7 @@ class TicketService:
             "with the intake check owed",
             ticket.ticket_id,
             rm_error.message,
+            extra=ticket_fields(ticket.ticket_id),
         )
         return await self.gateway.submit(ticket, intake_check=True)
 
@@ -148,7 +150,9 @@ class TicketService:
             if original is None:
                 return TicketView.from_state(state)
             outcome = original
-        log.info("ticket %s answered from the read model", ticket_id)
+        log.info(
+            "ticket %s answered from the read model", ticket_id, extra=ticket_fields(ticket_id)
+        )
         return TicketView.from_outcome(outcome)
 
     async def _original_outcome(self, ticket_id: str, state: TicketState) -> TicketOutcome | None:
@@ -175,6 +179,7 @@ class TicketService:
                 ticket_id,
                 live_error.code,
                 rm_error.message,
+                extra=ticket_fields(ticket_id),
             )
             if isinstance(live_error, TicketNotFound):
                 # Temporal does not know it, but the read model might: "not found" would be a guess.
@@ -211,7 +216,13 @@ class TicketService:
                     f"ticket {ticket_id!r} is finished; no more decisions accepted"
                 ) from None
             raise
-        log.info("ticket %s decided by %s: approved=%s", ticket_id, approver, request.approved)
+        log.info(
+            "ticket %s decided by %s: approved=%s",
+            ticket_id,
+            approver,
+            request.approved,
+            extra=ticket_fields(ticket_id),
+        )
         return DecisionAccepted(
             ticket_id=result.ticket_id, status=result.status, decision=result.decision
         )
@@ -222,7 +233,12 @@ class TicketService:
         try:
             return await self.read_model_client.get_outcome(ticket_id)
         except Unavailable as exc:
-            log.warning("read model unavailable for ticket %s: %s", ticket_id, exc.message)
+            log.warning(
+                "read model unavailable for ticket %s: %s",
+                ticket_id,
+                exc.message,
+                extra=ticket_fields(ticket_id),
+            )
             return None
 
     async def check_ready(self) -> None:

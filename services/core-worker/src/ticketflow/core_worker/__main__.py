@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import NoReturn
 
-from ticketflow.runtime import EXIT_FAILED, ServiceError, load_settings, run_service, setup_logging
+from ticketflow.runtime import EXIT_FAILED, ServiceError, load_settings, run_service, setup_service
 
 from ._open import migrate
 from ._store import LedgerStore
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     )
     args = parser.parse_args(argv)
     settings = load_settings(Settings, DIST_NAME)
-    setup_logging(settings.log_level)
+    # A one-off command serves no metrics (the worker on this host may hold the port).
+    setup_service(settings, "core-worker", serve_metrics=args.command != "migrate")
     # Alembic narrates every step at INFO ("Context impl ..."); our own line says what was done.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "migrate":

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tickets":
         return run_tickets(args)
     settings = load_launcher_settings(args)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format, service="launcher")
     try:
         return up(settings, up_options(args))
     except UsageError as err:

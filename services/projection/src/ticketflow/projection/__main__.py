@@ -19,7 +19,7 @@ from ticketflow.runtime import (
     connect,
     load_settings,
     run_service,
-    setup_logging,
+    setup_service,
 )
 from ticketflow.storage import (
     SchemaMismatch,
@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The process entry point; `run_service` ends the process."""
     args = _parser().parse_args(argv)
     settings = load_settings(Settings, PROG)
-    setup_logging(settings.log_level)
+    # A one-off command serves no metrics (the projection on this host may hold the port).
+    setup_service(settings, "projection", serve_metrics=args.command not in ("migrate", "rebuild"))
     if args.command == "migrate":
         run_service(f"{PROG} migrate", lambda stop: _migrate(settings))
     if args.command == "rebuild":
