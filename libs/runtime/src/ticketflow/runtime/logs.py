@@ -44,6 +44,7 @@ from ticketflow.contracts.names import workflow_id as ticket_workflow_id
 __all__ = [
     "SDK_CORE_LOGGER",
     "LogFormat",
+    "bind_ticket",
     "resolve_log_format",
     "setup_logging",
     "ticket_fields",
@@ -72,6 +73,12 @@ def resolve_log_format(fmt: str = "auto", stream: TextIO | None = None) -> Liter
 def ticket_fields(ticket_id: str) -> dict[str, str]:
     """``extra=`` for a log line about a ticket: its ticket id and workflow id."""
     return {"ticket_id": ticket_id, "workflow_id": ticket_workflow_id(ticket_id)}
+
+
+def bind_ticket(ticket_id: str) -> None:
+    """Every line the current task (a request) writes from here on is about ``ticket_id``,
+    including the access log line of its answer."""
+    structlog.contextvars.bind_contextvars(**ticket_fields(ticket_id))
 
 
 def _record_fields(_: Any, __: str, event: EventDict) -> EventDict:
@@ -179,6 +186,10 @@ def setup_logging(level: str = "INFO", fmt: str = "auto", *, service: str | None
         old.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The Temporal SDK's DEBUG lines quote whole payloads ("Completing activity with completion:
+    # ... data: ..." holds the ticket, the draft, the decision): never below INFO, whatever the
+    # level, so that no level writes a ticket body or a decision reason.
+    logging.getLogger("temporalio").setLevel(max(logging.INFO, root.level))
     # uvicorn and others may have set their own handlers or levels before us: one path for all.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         named = logging.getLogger(name)

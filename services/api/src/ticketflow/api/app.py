@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from ._metrics import HttpMetricsMiddleware
 from ._version import VERSION
 from .errors import Unavailable, install_error_handlers
 from .middleware import BodyLimitMiddleware
@@ -84,6 +86,12 @@ def create_app(
     install_error_handlers(app, routes=router.routes)
     app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: a 413 from the body limit is timed and counted too.
+    app.add_middleware(HttpMetricsMiddleware)
+    # A server span per request (probes and docs left out), the parent of StartWorkflow.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,openapi.json,docs", exclude_spans=["receive", "send"]
+    )
     return app
 
 

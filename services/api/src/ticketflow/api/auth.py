@@ -23,6 +23,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ._metrics import decided
 from .deps import SettingsDep
 from .errors import Unauthorized
 from .settings import Settings, TokenHolder
@@ -117,15 +118,19 @@ async def require_approver(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str:
     """The approver's name, or 401 with `WWW-Authenticate: Bearer`."""
-    if credentials is None:
-        raise Unauthorized(f"missing bearer token: {HTTP_HINT}")
-    verifier = TokenVerifier(settings.approvers)
-    if not verifier:
-        # Fail closed, but tell the operator why every token is refused.
-        raise Unauthorized("no approver tokens are configured (TICKETFLOW_APPROVER_TOKENS)")
-    name = verifier.identify(credentials.credentials)
-    if name is None:
-        raise Unauthorized("invalid bearer token")
+    try:
+        if credentials is None:
+            raise Unauthorized(f"missing bearer token: {HTTP_HINT}")
+        verifier = TokenVerifier(settings.approvers)
+        if not verifier:
+            # Fail closed, but tell the operator why every token is refused.
+            raise Unauthorized("no approver tokens are configured (TICKETFLOW_APPROVER_TOKENS)")
+        name = verifier.identify(credentials.credentials)
+        if name is None:
+            raise Unauthorized("invalid bearer token")
+    except Unauthorized:
+        decided("unauthorised")  # a decision refused before the service layer sees it
+        raise
     return name
 
 
