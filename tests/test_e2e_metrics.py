@@ -9,6 +9,7 @@ with what the tickets, the ledger and the api's answers say happened.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import httpx
 import pytest
 from ticketflow.testkit import metric_value, scrape
 
+from .deploy_metrics import queried_names
 from .harness import Stack, bearer, eventually, submit, wait_status
+
+_SERIES = re.compile(r"_(bucket|count|sum|total)$")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]  # a stack, a batch, a restart
 
@@ -180,3 +184,11 @@ def test_counters_match_a_batch(stack_factory: Any, tmp_path: Path) -> None:
 
     # Temporal's dev server serves its own.
     eventually(lambda: len(scrape(stack.metrics["temporal"])) > 0, what="dev server metrics")
+
+    # Every metric deploy/'s dashboard and alert rules query is served by some service.
+    served = {
+        _SERIES.sub("", name)
+        for samples in (api_m, core, primary_agent, fallback_agent, projection, gauges)
+        for (name, _) in samples
+    }
+    assert queried_names() - served == set()

@@ -58,7 +58,7 @@ TICKET_READS: Final = "ticketflow_ticket_reads"  # api; source (live, read_model
 
 # Duration histograms (timedelta; served as <name>_seconds).
 APPROVAL_WAIT: Final = "ticketflow_approval_wait"  # workflow; result (decided, timed_out)
-TICKET_DURATION: Final = "ticketflow_ticket_duration"  # workflow; start to finish, by status
+TICKET_DURATION: Final = "ticketflow_ticket_duration"  # workflow; start to finish; status, path
 HTTP_REQUEST_DURATION: Final = "ticketflow_http_request_duration"  # api; method, route, code
 GRPC_REQUEST_DURATION: Final = "ticketflow_grpc_request_duration"  # api, projection; method, code
 
