@@ -52,6 +52,11 @@ ENV_HELP = """environment (all optional):
                                                   its own TICKETFLOW_READMODEL_TOKEN); unset: open
   TICKETFLOW_PROJECTION_MAX_CONCURRENT_ACTIVITIES  8  activity slots (SQLite writers)
   TICKETFLOW_LOG_LEVEL           INFO             DEBUG, INFO, WARNING, ERROR or CRITICAL
+  TICKETFLOW_LOG_FORMAT          auto             json, text, or auto (text on a terminal)
+  TICKETFLOW_METRICS_PORT        unset            Prometheus /metrics port (unset: none)
+  TICKETFLOW_METRICS_HOST        127.0.0.1        metrics bind address
+  TICKETFLOW_GAUGE_INTERVAL_S    15               approval-queue gauges' refresh period
+  OTEL_EXPORTER_OTLP_ENDPOINT    unset            export trace spans over OTLP there
 """
 
 
