@@ -7,6 +7,9 @@ import io
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +97,21 @@ def test_logging_and_metrics_settings(
     err = capsys.readouterr().err
     assert "TICKETFLOW_LOG_FORMAT: Input should be 'auto', 'json' or 'text'" in err
     assert "TICKETFLOW_METRICS_PORT" in err
+
+
+def test_a_metrics_port_in_use_stops_the_service_with_what_to_change() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "TICKETFLOW_METRICS_PORT": str(port)}
+        code = (
+            "from ticketflow.runtime import ServiceSettings, load_settings, setup_service\n"
+            "setup_service(load_settings(ServiceSettings, 'probe'), 'probe')\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"probe: cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+    assert "change TICKETFLOW_METRICS_PORT" in done.stderr
