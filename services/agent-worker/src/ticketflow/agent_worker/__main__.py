@@ -10,7 +10,7 @@ import argparse
 from typing import NoReturn
 
 from ticketflow.contracts import ModelTier
-from ticketflow.runtime import load_settings, pollers, run_service, setup_logging
+from ticketflow.runtime import load_settings, pollers, run_service, setup_service
 from ticketflow.runtime.healthcheck import check_polling, run_check
 
 from .settings import Settings
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
                 any_queue=True,
             ),
         )
-    setup_logging(settings.log_level)
+    setup_service(settings, "agent-worker")
     run_service(DIST_NAME, lambda stop: serve(settings, args.queue, stop=stop))
 
 

@@ -16,7 +16,7 @@ from ticketflow.runtime import (
     load_settings,
     pollers,
     run_service,
-    setup_logging,
+    setup_service,
 )
 from ticketflow.runtime.healthcheck import check_polling, run_check
 
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
                 identity_prefix=IDENTITY_PREFIX,
             ),
         )
-    setup_logging(settings.log_level)
+    # A one-off command serves no metrics (the worker on this host may hold the port).
+    setup_service(settings, "core-worker", serve_metrics=args.command != "migrate")
     # Alembic narrates every step at INFO ("Context impl ..."); our own line says what was done.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "migrate":

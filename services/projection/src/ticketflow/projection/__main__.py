@@ -19,7 +19,7 @@ from ticketflow.runtime import (
     connect,
     load_settings,
     run_service,
-    setup_logging,
+    setup_service,
 )
 from ticketflow.runtime.healthcheck import check_grpc, reach_host, run_check
 from ticketflow.storage import (
@@ -58,6 +58,11 @@ ENV_HELP = """environment (all optional):
                                                   its own TICKETFLOW_READMODEL_TOKEN); unset: open
   TICKETFLOW_PROJECTION_MAX_CONCURRENT_ACTIVITIES  8  activity slots (SQLite writers)
   TICKETFLOW_LOG_LEVEL           INFO             DEBUG, INFO, WARNING, ERROR or CRITICAL
+  TICKETFLOW_LOG_FORMAT          auto             json, text, or auto (text on a terminal)
+  TICKETFLOW_METRICS_PORT        unset            Prometheus /metrics port (unset: none)
+  TICKETFLOW_METRICS_HOST        127.0.0.1        metrics bind address
+  TICKETFLOW_GAUGE_INTERVAL_S    15               approval-queue gauges' refresh period
+  OTEL_EXPORTER_OTLP_ENDPOINT    unset            export trace spans over OTLP there
 """
 
 
@@ -262,7 +267,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         host, _, port = settings.listen_address.rpartition(":")
         address = f"{reach_host(host.strip('[]'))}:{port}"
         run_check(PROG, lambda: check_grpc(address))
-    setup_logging(settings.log_level)
+    # A one-off command serves no metrics (the projection on this host may hold the port).
+    setup_service(settings, "projection", serve_metrics=args.command not in ("migrate", "rebuild"))
     if args.command == "migrate":
         run_service(f"{PROG} migrate", lambda stop: _migrate(settings))
     if args.command == "rebuild":

@@ -49,6 +49,8 @@ class Settings(ServiceSettings):
     # no deploy step), no on PostgreSQL (a deploy runs `ticketflow-projection migrate` once; a
     # replica on a store that is behind refuses to start and says so).
     migrate_on_start: bool | None = None
+    # How often the approval-queue and stuck-ticket gauges are read from visibility (gauges.py).
+    gauge_interval_s: float = Field(15.0, gt=0, le=3600)
 
     @field_validator("projection_address")
     @classmethod
