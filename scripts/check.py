@@ -8,7 +8,10 @@ Steps, in order, each reported as it starts and ends:
 2. one step per workspace member (libs/*, services/*): `uv sync --locked --package <dist>` into
    `.venvs/<dist>` (that package, its dependencies and its own dev group, nothing else), then its
    tests with that environment's pytest, so an undeclared import fails here, not in production;
-3. `tests/` (cross-service, crash, replay) in the full workspace environment (.venv).
+3. `tests/` (cross-service, crash, replay) in the full workspace environment (.venv);
+4. deploy: `tests/test_deploy_images.py` builds the four service images with podman (installed
+   with apt when root, else a failure that says what to install; never skipped), runs them as
+   separate containers and a batch of tickets through them.
 Every step runs even when an earlier one failed, so one run shows everything that is red. Exit 0
 only when every step passed and at least one test ran. The last line is the total, in the form
 "N passed, N failed, N skipped".
@@ -102,6 +105,9 @@ def count(step: Step, report: Path) -> None:
         step.skipped += skipped
 
 
+DEPLOY_TESTS = ROOT / "tests" / "test_deploy_images.py"
+
+
 def pytest_step(step: Step, python: Path, target: Path, extra: list[str]) -> None:
     report = REPORTS / f"{step.name.replace('/', '_')}.xml"
     report.unlink(missing_ok=True)
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="*",
         default=None,
-        help="steps to run: gates, a member dir (services/api) or tests",
+        help="steps to run: gates, a member dir (services/api), tests or deploy",
     )
     parser.add_argument("pytest_args", nargs="*", help="passed to every pytest run (after --)")
     args = parser.parse_args(argv)
@@ -149,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if want("tests"):
         plan.append("tests")
+    if want("deploy"):
+        plan.append("deploy")
     say(f"{len(plan)} steps: {', '.join(plan)}")
 
     if "gates" in plan:
@@ -189,14 +197,26 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         try:
             # The console's browser tests drive the system's Chromium (tests/test_console_browser.py).
-            ensure_apt(list(BROWSER_PACKAGES), "the console's browser tests")
+            ensure_apt(list(BROWSER_PACKAGES), "the console's browser tests", required=False)
         except SysdepsError as err:
             step.note = str(err).splitlines()[0]
             say(f"error: {err}")
         say(
             f"[{len(run.steps) + 1}] tests/: cross-service, crash and replay tests, whole workspace"
         )
-        pytest_step(step, venv_bin / "python", ROOT / "tests", args.pytest_args)
+        ignore = f"--ignore={DEPLOY_TESTS.relative_to(ROOT)}"  # its own step, below
+        pytest_step(step, venv_bin / "python", ROOT / "tests", [ignore, *args.pytest_args])
+        step.seconds = time.monotonic() - t0
+        run.steps.append(step)
+
+    if "deploy" in plan:
+        step = Step("deploy")
+        t0 = time.monotonic()
+        say(
+            f"[{len(run.steps) + 1}] deploy: the service images built with podman, run as "
+            "separate containers, tickets through them (cold and warm build times below)"
+        )
+        pytest_step(step, venv_bin / "python", DEPLOY_TESTS, args.pytest_args)
         step.seconds = time.monotonic() - t0
         run.steps.append(step)
 

@@ -100,6 +100,8 @@ class Stack:
             **env,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # Each process's Prometheus address (host:port), by name: every process serves metrics.
+        self.metrics: dict[str, str] = {}
         self._pollers = TemporalPollers(f"127.0.0.1:{self.temporal_port}", "default")
         self._log_files: dict[str, Any] = {}
         self._restarts: dict[str, int] = {}
@@ -131,7 +133,9 @@ class Stack:
             # Delete closed workflows at once (the dev server otherwise waits ~35 s), so tests
             # can show the read model answering for a deleted history.
             dynamic_config={"history.transferProcessorEnsureCloseBeforeDelete": False},
+            metrics_port=(metrics_port := free_port()),
         )
+        self.metrics["temporal"] = f"127.0.0.1:{metrics_port}"
         proc = self._spawn("temporal", argv, self.env)
         wait_for_port("127.0.0.1", self.temporal_port, time.monotonic() + 60, process=proc)
         wait_for_frontend("127.0.0.1", self.temporal_port, time.monotonic() + 60, process=proc)
@@ -152,6 +156,10 @@ class Stack:
         """
         script = script or name
         since = time.time()
+        if "TICKETFLOW_METRICS_PORT" not in env and "rebuild" not in args:
+            env = {**env, "TICKETFLOW_METRICS_PORT": str(free_port())}
+        if "TICKETFLOW_METRICS_PORT" in env:
+            self.metrics[name] = f"127.0.0.1:{env['TICKETFLOW_METRICS_PORT']}"
         proc = self._spawn(name, [str(BIN / script), *args], {**self.env, **env})
         queues = _polled_queues(script, args)
         if ready and queues:

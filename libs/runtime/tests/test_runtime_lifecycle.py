@@ -45,7 +45,7 @@ async def broken(stop):
 async def crashing(stop):
     raise ZeroDivisionError("a bug")
 
-setup_logging("INFO")
+setup_logging("INFO", "text")
 run_service({PROG!r}, {{"graceful": graceful, "stubborn": stubborn, "broken": broken,
                        "crashing": crashing}}[sys.argv[1]])
 say("returned")
@@ -117,7 +117,7 @@ def test_first_signal_sets_stop_and_the_body_returns_cleanly(
     # run_service never returns: it ends the process, after flushing what was still buffered.
     assert out.splitlines() == ["draining", "drained"]
     assert f"{PROG}: {sig.name}, shutting down gracefully" in err
-    assert "WARNING probe: last log line" in err
+    assert "[WARNING] last log line [probe]" in err
 
 
 def test_second_signal_while_the_body_ignores_stop_exits_130(start: Start) -> None:

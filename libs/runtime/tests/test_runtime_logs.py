@@ -1,5 +1,6 @@
 """The Temporal SDK's core (Rust) log lines reach a service's output through Python logging, in the
-one format and without terminal colour codes: the output is a pipe or a log file, not a terminal.
+one format (JSON lines: the output is a pipe or a log file, not a terminal) and without terminal
+colour codes.
 
 A real worker process (``setup_logging`` + ``connect``, as every service starts) polls a real dev
 server; stopping the server makes the SDK core warn about its failing polls.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from ticketflow.runtime.logs import SDK_CORE_LOGGER
-from ticketflow.testkit import DevServer, ServiceProcess
+from ticketflow.testkit import DevServer, ServiceProcess, json_log_lines
 
 WORKER = """
 import asyncio, sys
@@ -49,5 +50,6 @@ def test_sdk_core_warnings_are_plain_log_lines(tmp_path: Path) -> None:
             worker.kill()
     output = worker.output()
     assert "\x1b[" not in output, output[-2000:]
-    warned = [line for line in output.splitlines() if "poll_activity_task_queue" in line]
-    assert all(f" WARNING {SDK_CORE_LOGGER}" in line for line in warned), warned
+    warned = [r for r in json_log_lines(output) if "poll_activity_task_queue" in r["message"]]
+    assert warned, output[-2000:]
+    assert all(r["level"] == "WARNING" and r["logger"] == SDK_CORE_LOGGER for r in warned), warned

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from ticketflow.testkit import eventually, free_port
+from ticketflow.testkit import eventually, free_port, free_port_block
 
 DEADLINE_S = 50.0  # any one wait (a stack's start, a stop); below the per-test timeout
 HERE = Path(__file__).parent
@@ -177,6 +177,7 @@ def stack_env() -> dict[str, str]:
         TICKETFLOW_HTTP_PORT=str(free_port()),
         TICKETFLOW_GRPC_PORT=str(free_port()),
         TICKETFLOW_PROJECTION_ADDRESS=f"127.0.0.1:{free_port()}",
+        TICKETFLOW_METRICS_PORT=str(free_port_block(5)),
         NO_COLOR="1",
     )
     return env

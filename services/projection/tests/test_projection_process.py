@@ -348,3 +348,22 @@ async def test_migrate_says_what_to_do_when_the_database_is_unreachable(
     assert code == 1
     assert "cannot be reached" in err and "TICKETFLOW_READMODEL_URL" in err
     assert "s3cret-pw" not in out + err
+
+
+async def test_listens_on_host_and_port_not_on_the_address_others_reach(
+    tmp_path: Path, dead_temporal: str, serve_process
+) -> None:
+    # In a container: bind TICKETFLOW_PROJECTION_HOST:PORT, while TICKETFLOW_PROJECTION_ADDRESS
+    # is the name the api dials (which need not resolve here).
+    port = testkit.free_port()
+    s = await serve_process(
+        dead_temporal,
+        TICKETFLOW_PROJECTION_ADDRESS="projection.invalid:1",
+        TICKETFLOW_PROJECTION_HOST="127.0.0.1",
+        TICKETFLOW_PROJECTION_PORT=str(port),
+    )
+    assert s.address == f"127.0.0.1:{port}"
+    resp = await s.health.Check(health_pb2.HealthCheckRequest(service=""))
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    code, _ = await s.terminate()
+    assert code == 0

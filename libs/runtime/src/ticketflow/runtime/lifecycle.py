@@ -23,6 +23,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -74,6 +77,7 @@ def exit_process(code: int) -> NoReturn:
     Only for the end of a service's ``main`` (see the module's docstring for why); in-process
     callers such as tests must not reach it.
     """
+    _flush_traces()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -81,6 +85,16 @@ def exit_process(code: int) -> NoReturn:
         except (OSError, ValueError):  # closed, or a broken pipe: nothing more can be said
             pass
     os._exit(code)
+
+
+def _flush_traces() -> None:
+    """Export the spans still queued (bounded: a collector that is down must not hold the exit)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        try:
+            provider.force_flush(timeout_millis=3000)
+        except Exception:  # nothing to report to: the process is ending
+            pass
 
 
 def run_service(prog: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> NoReturn:

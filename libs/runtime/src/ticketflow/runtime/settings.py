@@ -20,6 +20,7 @@ __all__ = [
     "ENV_PREFIX",
     "EXIT_BAD_SETTINGS",
     "HostPort",
+    "LogFormatSetting",
     "LogLevel",
     "ServiceSettings",
     "env_var",
@@ -33,6 +34,8 @@ ENV_PREFIX = "TICKETFLOW_"
 EXIT_BAD_SETTINGS = 2
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# auto: text on a terminal, JSON lines otherwise (ticketflow.runtime.logs says why).
+LogFormatSetting = Literal["auto", "json", "text"]
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -56,18 +59,41 @@ def env_var(field: str) -> str:
 
 
 class ServiceSettings(BaseSettings):
-    """What every service reads: where Temporal is, and how much to log."""
+    """What every service reads: where Temporal is, how much to log and how, where to serve
+    metrics."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     temporal_address: HostPort = "127.0.0.1:7233"
     namespace: str = Field("default", min_length=1)
     log_level: LogLevel = "INFO"
+    log_format: LogFormatSetting = "auto"
+    # Prometheus metrics at http://<host>:<port>/metrics; no port: no metrics server.
+    metrics_host: str = Field("127.0.0.1", min_length=1)
+    metrics_port: int | None = Field(None, gt=0, lt=65536)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def metrics_address(self) -> str | None:
+        """``host:port`` of the metrics server, or None when metrics are off."""
+        if self.metrics_port is None:
+            return None
+        host = f"[{self.metrics_host}]" if ":" in self.metrics_host else self.metrics_host
+        return f"{host}:{self.metrics_port}"
 
 
 def settings_problems(err: ValidationError) -> list[str]:

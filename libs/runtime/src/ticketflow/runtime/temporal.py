@@ -25,7 +25,8 @@ from tenacity import (
 )
 from ticketflow.contracts import DATA_CONVERTER
 
-from .logs import temporal_runtime
+from .telemetry import temporal_runtime
+from .tracing import tracing_interceptors
 
 __all__ = ["CONNECT_ATTEMPT_TIMEOUT", "TemporalUnreachable", "connect"]
 
@@ -118,6 +119,9 @@ async def connect(
                         connect_timeout=CONNECT_ATTEMPT_TIMEOUT,
                         # Core log lines through Python logging, without colour codes.
                         runtime=temporal_runtime(),
+                        # Spans for every call, and for the workflows and activities of the
+                        # workers made from this client (they inherit its interceptors).
+                        interceptors=tracing_interceptors(),
                     ),
                     stop,
                 )

@@ -11,9 +11,10 @@ The pytest plugin (``ticketflow.testkit.plugin``) adds the ``dev_env``, ``time_e
 
 from .agents import FALLBACK_CONFIDENCE, RecordedOutcomes, fake_agent
 from .fleet import WorkerFleet, wait_polling, wait_until_polling
+from .observe import json_log_lines, metric_value, scrape
 from .plugin import BACKENDS, backend_database_url
 from .polling import eventually, eventually_async
-from .ports import free_port
+from .ports import free_port, free_port_block
 from .postgres import PostgresServer
 from .processes import ServiceProcess, console_script
 from .servers import (
@@ -41,9 +42,13 @@ __all__ = [
     "eventually_async",
     "fake_agent",
     "free_port",
+    "free_port_block",
     "fresh_id",
+    "json_log_lines",
+    "metric_value",
     "new_ticket",
     "outcome",
+    "scrape",
     "start_dev_env",
     "start_time_skipping_env",
     "stop_env",

@@ -9,7 +9,7 @@ from pathlib import Path
 from ticketflow.runtime.devserver import UI_PORT_OFFSET
 from ticketflow.runtime.net import port_is_free
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "free_port_block"]
 
 _handed_out: set[int] = set()
 _rng = random.Random()
@@ -45,6 +45,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         pass
     _handed_out.add(port)
     return port
+
+
+def free_port_block(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive free ports (``ticketflow up``'s metrics ports)."""
+    for _ in range(1_000):
+        base = free_port(host)
+        rest = range(base + 1, base + count)
+        if all(p not in _handed_out and p < 65536 and port_is_free(host, p) for p in rest):
+            _handed_out.update(rest)
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports on {host}")
 
 
 def _os_pick(host: str) -> int:

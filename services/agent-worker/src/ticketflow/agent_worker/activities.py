@@ -19,6 +19,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from ticketflow.contracts import Classification, ClassifyInput, Draft, DraftReplyInput, names
+from ticketflow.runtime import metrics
 
 from .agent import Agent, InvalidAgentInputError, TransientModelError
 
@@ -95,20 +96,34 @@ class AgentActivities:
             _heartbeat_forever(heartbeat_period(info.heartbeat_timeout), call),
             name=f"heartbeat-{call}-{info.activity_id}",
         )
+        result = "error"
         try:
-            return await start(info.attempt)
+            answer = await start(info.attempt)
+            result = "ok"
+            return answer
         except TransientModelError as err:
+            result = "transient_error"
             activity.logger.warning("%s attempt %d failed, retryable: %s", call, info.attempt, err)
             raise ApplicationError(str(err), type=TRANSIENT_ERROR_TYPE) from err
         except InvalidAgentInputError as err:
+            result = "invalid_input"
             activity.logger.error("%s cannot succeed: %s", call, err)
             raise ApplicationError(
                 str(err), type=INVALID_INPUT_ERROR_TYPE, non_retryable=True
             ) from err
         except asyncio.CancelledError:
+            result = "cancelled"
             activity.logger.info("%s cancelled during the model call", call)
             raise
         finally:
+            tier = "fallback" if info.task_queue == names.AGENT_FALLBACK_QUEUE else "primary"
+            metrics.count(
+                activity.metric_meter(),
+                metrics.AGENT_CALLS,
+                activity=call,
+                tier=tier,
+                result=result,
+            )
             heartbeats.cancel()
             # Reap the loop: it never outlives the call, and its own failure is logged, not lost.
             await asyncio.wait({heartbeats})

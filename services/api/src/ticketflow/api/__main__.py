@@ -3,8 +3,8 @@
 One process, one event loop: uvicorn (the FastAPI app) and a `grpc.aio` server run side by side and
 share one application layer (`app.state.tickets`), so both answer from the same Temporal client and
 read-model client. Process plumbing is `ticketflow.runtime`'s (docs/architecture.md, "Process
-plumbing and tests"): settings through `load_settings` (exit 2 when they are wrong), one log format
-at `TICKETFLOW_LOG_LEVEL` (uvicorn's loggers included), the stop signals through
+plumbing and tests"): settings through `load_settings` (exit 2 when they are wrong), logs, metrics
+and traces through `setup_service` (uvicorn's loggers included), the stop signals through
 `install_stop_handlers`, and exit 1 with a what-to-do message (`ServiceError`) when an address
 cannot be listened on.
 """
@@ -27,8 +27,9 @@ from ticketflow.runtime import (
     EXIT_INTERRUPTED,
     ServiceError,
     load_settings,
-    setup_logging,
+    setup_service,
 )
+from ticketflow.runtime.healthcheck import check_http, reach_host, run_check
 from ticketflow.runtime.lifecycle import exit_process, install_stop_handlers
 
 from ._version import VERSION
@@ -57,6 +58,10 @@ environment (all optional):
   TICKETFLOW_TEMPORAL_ADDRESS   Temporal frontend (127.0.0.1:7233)
   TICKETFLOW_NAMESPACE          Temporal namespace (default)
   TICKETFLOW_LOG_LEVEL          DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)
+  TICKETFLOW_LOG_FORMAT         json, text or auto: text on a terminal, else JSON (auto)
+  TICKETFLOW_METRICS_PORT       Prometheus /metrics port (unset: no metrics server)
+  TICKETFLOW_METRICS_HOST       metrics bind address (127.0.0.1)
+  OTEL_EXPORTER_OTLP_ENDPOINT   export trace spans over OTLP there (unset: none)
   TICKETFLOW_HTTP_HOST          bind address (127.0.0.1)
   TICKETFLOW_HTTP_PORT          HTTP port (8000; 0 picks a free one)
   TICKETFLOW_GRPC_HOST          gRPC bind address (127.0.0.1)
@@ -177,7 +182,7 @@ def _http_server(app: FastAPI, settings: Settings, grpc_address: str) -> _Server
         timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
         server_header=False,
         # None: uvicorn leaves logging alone, so its loggers reach the root handler that
-        # `setup_logging` configured, in the one format and at TICKETFLOW_LOG_LEVEL.
+        # `setup_service` configured, in the one format and at TICKETFLOW_LOG_LEVEL.
         log_config=None,
     )
     return _Server(config, settings, grpc_address=grpc_address, guard=guard)
@@ -253,10 +258,22 @@ def main(argv: list[str] | None = None) -> NoReturn:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=VERSION)
-    parser.parse_args(argv)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "healthcheck"],
+        default="serve",
+        help="serve (the default), or healthcheck: exit 0 when this host's api answers "
+        "GET /readyz at TICKETFLOW_HTTP_HOST:TICKETFLOW_HTTP_PORT with 2xx, else 1 (the "
+        "image's HEALTHCHECK)",
+    )
+    args = parser.parse_args(argv)
 
     settings = load_settings(Settings, PROG)
-    setup_logging(settings.log_level)
+    if args.command == "healthcheck":
+        url = f"http://{reach_host(settings.http_host)}:{settings.http_port}/readyz"
+        run_check(PROG, lambda: check_http(url))
+    setup_service(settings, "api")
     code = 0
     try:
         asyncio.run(serve(settings))

@@ -86,7 +86,8 @@ async def send_decision(
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             why = getattr(cause, "message", None) or str(cause)
-            raise DecisionRejected(f"decision refused: {why}") from exc
+            refusal = _REFUSAL_RESULTS.get(getattr(cause, "type", None) or "", "conflict")
+            raise DecisionRejected(f"decision refused: {why}", result=refusal) from exc
         except (TimeoutError, RPCTimeoutOrCancelledError) as exc:
             # Without a worker the update waits in the server and may still be applied later.
             raise DecisionOutcomeUnknown(
@@ -141,4 +142,16 @@ async def _describe(
 
 def _closed(ticket_id: str, status: WorkflowExecutionStatus | None) -> DecisionRejected:
     state = f" ({status.name})" if status else ""
-    return DecisionRejected(f"ticket {ticket_id!r} is closed{state}; no more decisions accepted")
+    return DecisionRejected(
+        f"ticket {ticket_id!r} is closed{state}; no more decisions accepted", result="late"
+    )
+
+
+# The workflow validator's refusals (core worker, workflow.py) as the decisions metric's results.
+_REFUSAL_RESULTS = {
+    "DecisionNotVouched": "unauthorised",
+    "AlreadyDecided": "conflict",
+    "NotWaitingApproval": "late",
+    "ApprovalWindowClosed": "late",
+    "MalformedDecision": "invalid",
+}

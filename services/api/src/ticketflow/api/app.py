@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from ._metrics import HttpMetricsMiddleware
 from ._version import VERSION
 from .console import install_console
 from .errors import Unavailable, install_error_handlers
@@ -90,6 +92,12 @@ def create_app(
     app.include_router(router)
     install_console(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: a 413 from the body limit is timed and counted too.
+    app.add_middleware(HttpMetricsMiddleware)
+    # A server span per request (probes and docs left out), the parent of StartWorkflow.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,openapi.json,docs", exclude_spans=["receive", "send"]
+    )
     return app
 
 

@@ -23,6 +23,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ._metrics import decided
 from .deps import SettingsDep
 from .errors import Unauthorized
 from .settings import Settings, TokenHolder
@@ -118,7 +119,11 @@ async def require_approver(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str:
     """The approver's name, or 401 with `WWW-Authenticate: Bearer`."""
-    return identify_approver(settings, credentials.credentials if credentials else None)
+    try:
+        return identify_approver(settings, credentials.credentials if credentials else None)
+    except Unauthorized:
+        decided("unauthorised")  # a decision refused before the service layer sees it
+        raise
 
 
 def identify_approver(settings: Settings, token: str | None, hint: str = HTTP_HINT) -> str:

@@ -162,6 +162,11 @@ class TicketContentConflict(Conflict):
 class DecisionRejected(Conflict):
     code = "decision_rejected"
 
+    def __init__(self, message: str, *, result: str = "conflict", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # For the metrics: conflict (already decided), late, unauthorised (not vouched), invalid.
+        self.result = result
+
 
 class CancelRejected(Conflict):
     code = "cancel_rejected"

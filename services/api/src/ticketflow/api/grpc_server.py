@@ -40,6 +40,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ticketflow.contracts.proto_convert import enum_from_proto, enum_to_proto, from_proto, to_proto
 from ticketflow.runtime import ServiceError
+from ticketflow.runtime.grpc_observe import server_interceptors
 from ticketflow.v1 import ticket_pb2, ticket_pb2_grpc
 
 from ._reflection import enable_reflection
@@ -322,7 +323,9 @@ class GrpcServer:
     def __init__(self, settings: Settings, tickets: TicketService) -> None:
         self._tickets = tickets
         self._interval = settings.health_interval_s
-        self.server = grpc.aio.server(options=grpc_server_options(settings))
+        self.server = grpc.aio.server(
+            options=grpc_server_options(settings), interceptors=server_interceptors()
+        )
         add_ticket_service(TicketServicer(tickets, settings), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

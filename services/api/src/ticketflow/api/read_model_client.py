@@ -22,6 +22,7 @@ import grpc
 from pydantic import ValidationError
 from ticketflow.contracts import TicketOutcome
 from ticketflow.contracts.proto_convert import from_proto
+from ticketflow.runtime.grpc_observe import client_interceptors
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc
 
 from .errors import ReadModelUnavailable
@@ -92,7 +93,9 @@ class GrpcReadModelClient:
 
     def _get_stub(self) -> readmodel_pb2_grpc.ReadModelServiceStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+            self._channel = grpc.aio.insecure_channel(
+                self.address, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
+            )
             self._stub = readmodel_pb2_grpc.ReadModelServiceStub(self._channel)
         return self._stub
 

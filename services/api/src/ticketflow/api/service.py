@@ -36,7 +36,10 @@ from ticketflow.contracts import (
     TicketStatus,
     names,
 )
+from ticketflow.runtime import ticket_fields
+from ticketflow.runtime.logs import bind_ticket
 
+from . import _metrics as api_metrics
 from ._cancel import cancelled_by_operator, refuse_cancel, send_cancel
 from .errors import (
     ApiError,
@@ -90,6 +93,16 @@ class TicketService:
         self.read_model_client = read_model_client
 
     async def submit(self, request: SubmitTicketRequest) -> SubmitResult:
+        """`_submit`, counted by outcome (`ticketflow_tickets_submitted_total`)."""
+        try:
+            result = await self._submit(request)
+        except ApiError as err:
+            api_metrics.submitted(api_metrics.submit_error_outcome(err))
+            raise
+        api_metrics.submitted("accepted" if result.created else "existing")
+        return result
+
+    async def _submit(self, request: SubmitTicketRequest) -> SubmitResult:
         """Start the ticket once; the same ticket_id with the same content answers the existing one.
 
         Raises `TicketContentConflict` for the same ticket_id with other content. A ticket_id the
@@ -107,7 +120,10 @@ class TicketService:
         (uuid4) is new by construction: no lookup.
         """
         if request.ticket_id is None:
-            return await self.gateway.submit(request.to_ticket(uuid4().hex, datetime.now(UTC)))
+            ticket_id = uuid4().hex
+            bind_ticket(ticket_id)
+            return await self.gateway.submit(request.to_ticket(ticket_id, datetime.now(UTC)))
+        bind_ticket(request.ticket_id)
         ticket = request.to_ticket(request.ticket_id, datetime.now(UTC))
         try:
             outcome = await self.read_model_client.get_outcome(ticket.ticket_id)
@@ -134,12 +150,24 @@ class TicketService:
             "with the intake check owed",
             ticket.ticket_id,
             rm_error.message,
+            extra=ticket_fields(ticket.ticket_id),
         )
         return await self.gateway.submit(ticket, intake_check=True)
 
     async def get(self, ticket_id: str) -> TicketView:
+        """`_get`, counted by who answered (`ticketflow_ticket_reads_total`)."""
+        try:
+            view = await self._get(ticket_id)
+        except ApiError as err:
+            api_metrics.read_answered(err.code)
+            raise
+        api_metrics.read_answered(view.source)
+        return view
+
+    async def _get(self, ticket_id: str) -> TicketView:
         """The ticket's state, live from its workflow or from the read model (see the module doc)."""
         ticket_id = checked_ticket_id(ticket_id)
+        bind_ticket(ticket_id)
         try:
             state = await self.gateway.state(ticket_id)
         except (TicketNotFound, Unavailable) as live_error:
@@ -151,7 +179,9 @@ class TicketService:
             if original is None:
                 return TicketView.from_state(state)
             outcome = original
-        log.info("ticket %s answered from the read model", ticket_id)
+        log.info(
+            "ticket %s answered from the read model", ticket_id, extra=ticket_fields(ticket_id)
+        )
         return TicketView.from_outcome(outcome)
 
     async def _original_outcome(self, ticket_id: str, state: TicketState) -> TicketOutcome | None:
@@ -178,6 +208,7 @@ class TicketService:
                 ticket_id,
                 live_error.code,
                 rm_error.message,
+                extra=ticket_fields(ticket_id),
             )
             if isinstance(live_error, TicketNotFound):
                 # Temporal does not know it, but the read model might: "not found" would be a guess.
@@ -203,18 +234,37 @@ class TicketService:
     async def decide(
         self, ticket_id: str, approver: str, request: DecisionRequest
     ) -> DecisionAccepted:
+        """`_decide`, counted by result (`ticketflow_decisions_total`)."""
+        try:
+            accepted = await self._decide(ticket_id, approver, request)
+        except ApiError as err:
+            api_metrics.decided(api_metrics.decision_error_result(err))
+            raise
+        api_metrics.decided("accepted")
+        return accepted
+
+    async def _decide(
+        self, ticket_id: str, approver: str, request: DecisionRequest
+    ) -> DecisionAccepted:
         """Send the approver's decision. The workflow is the judge of late, duplicate or closed."""
         ticket_id = checked_ticket_id(ticket_id)
+        bind_ticket(ticket_id)
         update = DecideInput(approved=request.approved, approver=approver, reason=request.reason)
         try:
             result = await self.gateway.decide(ticket_id, update)
         except TicketNotFound:
             if await self._recorded_outcome(ticket_id) is not None:
                 raise DecisionRejected(
-                    f"ticket {ticket_id!r} is finished; no more decisions accepted"
+                    f"ticket {ticket_id!r} is finished; no more decisions accepted", result="late"
                 ) from None
             raise
-        log.info("ticket %s decided by %s: approved=%s", ticket_id, approver, request.approved)
+        log.info(
+            "ticket %s decided by %s: approved=%s",
+            ticket_id,
+            approver,
+            request.approved,
+            extra=ticket_fields(ticket_id),
+        )
         return DecisionAccepted(
             ticket_id=result.ticket_id, status=result.status, decision=result.decision
         )
@@ -243,7 +293,12 @@ class TicketService:
         try:
             return await self.read_model_client.get_outcome(ticket_id)
         except Unavailable as exc:
-            log.warning("read model unavailable for ticket %s: %s", ticket_id, exc.message)
+            log.warning(
+                "read model unavailable for ticket %s: %s",
+                ticket_id,
+                exc.message,
+                extra=ticket_fields(ticket_id),
+            )
             return None
 
     async def check_ready(self) -> None:

@@ -53,6 +53,8 @@ from ticketflow.contracts import (
 )
 from ticketflow.contracts.decision_signing import sign_decision
 from ticketflow.contracts.search_attributes import TICKET_STATUS
+from ticketflow.runtime.telemetry import temporal_runtime
+from ticketflow.runtime.tracing import tracing_interceptors
 
 from ._circuit import Admission, CircuitBreaker, CircuitOpen
 from ._decide import decision_update_id, send_decision
@@ -144,6 +146,9 @@ class TicketGateway:
                         data_converter=DATA_CONVERTER,
                         lazy=True,
                         connect_timeout=timedelta(seconds=self._health_timeout),
+                        runtime=temporal_runtime(),  # its metrics exporter, its log forwarding
+                        # StartWorkflow and the decide Update join the request's trace.
+                        interceptors=tracing_interceptors(),
                         # Retry what Temporal could not take (UNAVAILABLE, ...) a little, within
                         # the call's deadline: a blip passes, an outage fails in a fraction of a
                         # second instead of the SDK default's 10 retries over up to 10 s.

@@ -9,12 +9,21 @@ import logging
 import sys
 from typing import NoReturn
 
-from ticketflow.runtime import EXIT_FAILED, ServiceError, load_settings, run_service, setup_logging
+from ticketflow.contracts import names
+from ticketflow.runtime import (
+    EXIT_FAILED,
+    ServiceError,
+    load_settings,
+    pollers,
+    run_service,
+    setup_service,
+)
+from ticketflow.runtime.healthcheck import check_polling, run_check
 
 from ._open import migrate
 from ._store import LedgerStore
 from .settings import Settings
-from .worker import DIST_NAME, VERSION, serve
+from .worker import DIST_NAME, IDENTITY_PREFIX, VERSION, serve
 
 EPILOG = """\
 storage settings (environment):
@@ -57,9 +66,27 @@ def main(argv: list[str] | None = None) -> NoReturn:
         "idempotent, safe to run from several hosts at once) and exit: 0 when done or already "
         "current, 1 with what to check when the store cannot be reached.",
     )
+    commands.add_parser(
+        "healthcheck",
+        help="exit 0 when Temporal lists a core worker of this host polling "
+        f"'{names.CORE_QUEUE}' (workflows and activities) in the last minute and a half, else 1 "
+        "(the image's HEALTHCHECK)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings(Settings, DIST_NAME)
-    setup_logging(settings.log_level)
+    if args.command == "healthcheck":
+        queues = [(names.CORE_QUEUE, pollers.WORKFLOW), (names.CORE_QUEUE, pollers.ACTIVITY)]
+        run_check(
+            DIST_NAME,
+            lambda: check_polling(
+                settings.temporal_address,
+                settings.namespace,
+                queues,
+                identity_prefix=IDENTITY_PREFIX,
+            ),
+        )
+    # A one-off command serves no metrics (the worker on this host may hold the port).
+    setup_service(settings, "core-worker", serve_metrics=args.command != "migrate")
     # Alembic narrates every step at INFO ("Context impl ..."); our own line says what was done.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "migrate":

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from ticketflow.contracts import names
     from ticketflow.contracts.models import AgentCall, ModelTier, Policy
 
+from ._metrics import fallback_routed
 from .patches import PATCH_ROBUST_ENDS
 
 __all__ = [
@@ -147,15 +148,18 @@ async def call_agent(
             if is_cancel(err):
                 raise
             _failed(activity, tier, err, calls)
-            if (
-                tier == ModelTier.PRIMARY
-                and isinstance(err.cause, TemporalTimeoutError)
+            busy = (
+                isinstance(err.cause, TemporalTimeoutError)
                 and err.cause.type == TimeoutType.SCHEDULE_TO_START
-            ):
+            )
+            if tier == ModelTier.PRIMARY and busy:
                 workflow.logger.info("routing %s to the fallback model", activity)
             # Only asked when the input was refused, so the patch marker lands where it always did.
             if refused_input(err) and workflow.patched(PATCH_ROBUST_ENDS):
                 return None
+            if tier == ModelTier.PRIMARY:
+                # No primary worker took it in time (busy), or its attempts ran out (failed).
+                fallback_routed(activity, "primary_busy" if busy else "primary_failed")
             continue
         calls.append(AgentCall(activity=activity, tier=tier, ok=True))
         return result

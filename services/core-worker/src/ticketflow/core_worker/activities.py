@@ -32,6 +32,7 @@ from ticketflow.contracts.models import (
     SendReplyInput,
     TicketStatus,
 )
+from ticketflow.runtime import metrics
 from ticketflow.storage import describe, is_transient
 
 from ._store import AttemptInfo
@@ -117,6 +118,10 @@ class SideEffectActivities:
             row.amount_cents,
             " (already applied)" if row.already_applied else "",
         )
+        if not row.already_applied:
+            meter = activity.metric_meter()
+            metrics.count(meter, metrics.REFUNDS_PAID)
+            metrics.count(meter, metrics.REFUNDS_PAID_CENTS, row.amount_cents)
         if self._faults.crash_after_refund_commit and not row.already_applied:
             # The effect is committed; die before Temporal hears about it.
             os._exit(137)
@@ -139,6 +144,8 @@ class SideEffectActivities:
                 content_sha256=inp.content_sha256,
                 who=_who(),
             )
+        if not row.already_sent:
+            metrics.count(activity.metric_meter(), metrics.REPLIES_SENT, kind=row.kind)
         return ReplyReceipt(
             ticket_id=row.ticket_id,
             reply_id=row.reply_id,

@@ -23,10 +23,19 @@ from .outbox import ReplyOutbox
 from .settings import Settings
 from .workflow import TicketWorkflow
 
-__all__ = ["DIST_NAME", "GRACEFUL_SHUTDOWN_TIMEOUT", "VERSION", "build_worker", "serve"]
+__all__ = [
+    "DIST_NAME",
+    "GRACEFUL_SHUTDOWN_TIMEOUT",
+    "IDENTITY_PREFIX",
+    "VERSION",
+    "build_worker",
+    "serve",
+]
 
 DIST_NAME = "ticketflow-core-worker"
 VERSION = package_version(DIST_NAME)
+# How Temporal lists this worker among pollers: the prefix, then "@<host name>".
+IDENTITY_PREFIX = "core-worker-"
 # Running activities get this long after SIGTERM; ledger and outbox writes take milliseconds.
 GRACEFUL_SHUTDOWN_TIMEOUT = timedelta(seconds=5)
 
@@ -51,7 +60,7 @@ def build_worker(
         max_concurrent_workflow_tasks=settings.core_max_concurrent_workflow_tasks,
         # Eager dispatch would let activities skip the task queue (and its rate limits).
         disable_eager_activity_execution=True,
-        identity=f"core-worker-{VERSION}@{gethostname()}",
+        identity=f"{IDENTITY_PREFIX}{VERSION}@{gethostname()}",
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN_TIMEOUT,
     )
 

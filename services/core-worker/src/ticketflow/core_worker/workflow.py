@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
 
 from ._decision import auto_approvable, needs_refund, recheck_on_primary
 from ._intake import earlier_run
+from ._metrics import approval_waited, ticket_finished
 from ._routing import call_agent, describe_failure, is_cancel
 from .patches import (
     PATCH_CLASSIFICATION_MEMO,
@@ -196,10 +197,12 @@ class TicketWorkflow:
             self._accepting_decisions = True
             self._set_status(TicketStatus.WAITING_APPROVAL)
             self._publish_status()
+            waiting_since = workflow.now()
             try:
                 await workflow.wait_condition(lambda: facts.decision is not None, timeout=timeout)
             except TimeoutError:  # builtin: wait_condition's timeout
                 pass
+            approval_waited(facts, waiting_since)
             # The door closes here, before any final activity: no late decision can slip in.
             self._accepting_decisions = False
             if facts.decision is None:
@@ -472,4 +475,5 @@ class TicketWorkflow:
             ),
         )
         self._side_effects_done = True
+        ticket_finished(self._facts)
         return outcome

@@ -59,6 +59,9 @@ environment (all optional):
   TICKETFLOW_LEDGER_URL          sqlite:///ledger.db     the core worker's store (under the
   TICKETFLOW_READMODEL_URL       sqlite:///readmodel.db  data dir), or postgresql://...
   TICKETFLOW_LOG_LEVEL           INFO             the launcher's and the services' log level
+  TICKETFLOW_LOG_FORMAT          auto             json, text; auto: text on a terminal
+  TICKETFLOW_METRICS_PORT        9000             first of 5 metrics ports (Temporal, api,
+                                                  core, agent, projection)
 Every other TICKETFLOW_* variable (policy, agent knobs, TICKETFLOW_MIGRATE_ON_START) passes through
 to the services.
 Two stacks can run side by side with different ports and data dirs.
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tickets":
         return run_tickets(args)
     settings = load_launcher_settings(args)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format, service="launcher")
     try:
         return up(settings, up_options(args))
     except UsageError as err:

@@ -23,7 +23,9 @@ from ticketflow.runtime.net import parse_address, port_is_free
 from ticketflow.runtime.settings import HostPort
 
 __all__ = [
+    "DEFAULT_METRICS_PORT",
     "LOOPBACK",
+    "METRICS_ORDER",
     "LauncherSettings",
     "StackConfig",
     "UpOptions",
@@ -35,6 +37,11 @@ __all__ = [
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+DEFAULT_METRICS_PORT = 9000
+# Which metrics port is whose: TICKETFLOW_METRICS_PORT + index.
+METRICS_ORDER = ("temporal", "api", "core-worker", "agent-worker", "projection")
 
 
 class UsageError(Exception):
@@ -60,6 +67,9 @@ class LauncherSettings(ServiceSettings):
     # for each run and given to the api and the projection only.
     viewer_tokens: SecretStr | None = None
     readmodel_token: SecretStr | None = None
+    # The first of five consecutive metrics ports (Temporal's dev server, api, core-worker,
+    # agent-worker, projection), on 127.0.0.1.
+    metrics_port: int | None = Field(DEFAULT_METRICS_PORT, gt=0, lt=65536 - len(METRICS_ORDER))
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,15 @@ class StackConfig:
     decision_keys_given: bool = False  # False: `ticketflow up` makes a dev decision key
     viewer_tokens_given: bool = False  # False: reads are open (the dev default)
     readmodel_token_given: bool = False  # False: `ticketflow up` makes one for this run
+    metrics_base_port: int = DEFAULT_METRICS_PORT
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        """Each process's Prometheus port on 127.0.0.1 (the dev server's only when we run it)."""
+        ports = {name: self.metrics_base_port + i for i, name in enumerate(METRICS_ORDER)}
+        if self.external_temporal:
+            del ports["temporal"]
+        return ports
 
     @property
     def temporal_address(self) -> str:
@@ -143,6 +162,7 @@ def stack_config(settings: LauncherSettings, options: UpOptions) -> StackConfig:
         or (settings.decision_keys is not None and bool(settings.decision_keys.get_secret_value())),
         viewer_tokens_given=_given(settings.viewer_tokens),
         readmodel_token_given=_given(settings.readmodel_token),
+        metrics_base_port=settings.metrics_port or DEFAULT_METRICS_PORT,
     )
 
 
@@ -157,6 +177,9 @@ def check_ports(config: StackConfig) -> None:
         ("127.0.0.1", "TICKETFLOW_GRPC_PORT", config.grpc_port),
         (config.projection_host, "TICKETFLOW_PROJECTION_ADDRESS", config.projection_port),
     ]
+    for name, port in config.metrics_ports.items():
+        what = f"TICKETFLOW_METRICS_PORT (+{METRICS_ORDER.index(name)}: {name} metrics)"
+        wanted.append(("127.0.0.1", what, port))
     if not config.external_temporal:
         wanted.insert(0, ("127.0.0.1", "TICKETFLOW_TEMPORAL_ADDRESS", config.temporal_port))
         if config.ui_port is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ticketflow.contracts import names
 from ticketflow.runtime.devserver import dev_server_command
+from ticketflow.runtime.logs import resolve_log_format
 from ticketflow.runtime.pollers import ACTIVITY, WORKFLOW
 
 from ._probes import TemporalPollers, all_of, http_ok, tcp_open
@@ -52,9 +53,13 @@ def service_commands(bin_dir: Path) -> dict[str, list[str]]:
 
 
 def service_env(config: StackConfig, env: Mapping[str, str]) -> dict[str, str]:
-    """The launcher's environment, with the stack's addresses and data dir set explicitly."""
+    """The launcher's environment, with the stack's addresses and data dir set explicitly, and
+    the log format resolved here: the services' stderr is the launcher's pipe, so their own
+    ``auto`` would always pick JSON; on a terminal a person reads the launcher's output."""
     return {
         **env,
+        "TICKETFLOW_LOG_FORMAT": resolve_log_format(env.get("TICKETFLOW_LOG_FORMAT", "auto")),
+        "TICKETFLOW_METRICS_HOST": "127.0.0.1",
         "TICKETFLOW_TEMPORAL_ADDRESS": config.temporal_address,
         "TICKETFLOW_NAMESPACE": config.namespace,
         "TICKETFLOW_DATA_DIR": str(config.data_dir),
@@ -74,6 +79,7 @@ def dev_server_child(config: StackConfig, binary: str, env: Mapping[str, str]) -
         namespace=config.namespace,
         headless=config.ui_port is None,
         binary=binary,
+        metrics_port=config.metrics_ports["temporal"],
     )
     return ChildSpec(
         "temporal",
@@ -102,11 +108,16 @@ def service_children(
     ignores workers of an earlier run); the api also gets ``api_env`` (a dev token), the
     projection ``projection_env`` (the read-model token, which the api_env carries too)."""
     http, grpc = config.http_port, config.grpc_port
+    ports = config.metrics_ports
+
+    def metrics(name: str) -> dict[str, str]:
+        return {"TICKETFLOW_METRICS_PORT": str(ports[name])}
+
     return [
         ChildSpec(
             "core-worker",
             commands["core-worker"],
-            env=env,
+            env={**env, **metrics("core-worker")},
             umask=PRIVATE_UMASK,
             ready=pollers.probe([(names.CORE_QUEUE, WORKFLOW)], since_epoch_s=since_epoch_s),
             ready_what=f"polling {names.CORE_QUEUE}",
@@ -114,7 +125,7 @@ def service_children(
         ChildSpec(
             "agent-worker",
             commands["agent-worker"],
-            env=env,
+            env={**env, **metrics("agent-worker")},
             umask=PRIVATE_UMASK,
             ready=pollers.probe(
                 [(names.AGENT_QUEUE, ACTIVITY), (names.AGENT_FALLBACK_QUEUE, ACTIVITY)],
@@ -125,7 +136,7 @@ def service_children(
         ChildSpec(
             "projection",
             commands["projection"],
-            env={**env, **(projection_env or {})},
+            env={**env, **(projection_env or {}), **metrics("projection")},
             umask=PRIVATE_UMASK,
             ready=all_of(
                 lambda: tcp_open(config.projection_host, config.projection_port),
@@ -136,7 +147,7 @@ def service_children(
         ChildSpec(
             "api",
             commands["api"],
-            env={**env, **api_env},
+            env={**env, **api_env, **metrics("api")},
             umask=PRIVATE_UMASK,
             # The port first: each /readyz call is a line in the api's access log.
             ready=all_of(

@@ -207,6 +207,11 @@ def banner(
         f"  Approver      {approver_note}",
         f"  Reads         {_reads_note(config)}",
         *([f"  Decisions     signed with {decisions_note}"] if decisions_note else []),
+        "  Metrics       Prometheus, http://127.0.0.1:<port>/metrics:",
+        *(
+            f"    {name:<13} http://127.0.0.1:{port}/metrics"
+            for name, port in config.metrics_ports.items()
+        ),
         "",
     ]
 

@@ -19,8 +19,9 @@ from ticketflow.runtime import (
     connect,
     load_settings,
     run_service,
-    setup_logging,
+    setup_service,
 )
+from ticketflow.runtime.healthcheck import check_grpc, reach_host, run_check
 from ticketflow.storage import (
     SchemaMismatch,
     current_revision,
@@ -46,12 +47,22 @@ ENV_HELP = """environment (all optional):
                                                   postgresql://user:password@host:port/db
   TICKETFLOW_MIGRATE_ON_START    (unset)          migrate the read model at start; unset: yes on
                                                   SQLite, no on PostgreSQL (run `migrate`)
-  TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  where the gRPC read API listens
+  TICKETFLOW_PROJECTION_ADDRESS  127.0.0.1:50052  where the api reaches the read API; also
+                                                  where it listens, for each of the two below
+                                                  left unset
+  TICKETFLOW_PROJECTION_HOST     (the address's)  host the gRPC read API binds (0.0.0.0 in the
+                                                  images)
+  TICKETFLOW_PROJECTION_PORT     (the address's)  port it binds (0: any free port)
   TICKETFLOW_READMODEL_TOKEN     (unset)          set: every read call needs the metadata
                                                   'authorization: Bearer <token>' (the api sends
                                                   its own TICKETFLOW_READMODEL_TOKEN); unset: open
   TICKETFLOW_PROJECTION_MAX_CONCURRENT_ACTIVITIES  8  activity slots (SQLite writers)
   TICKETFLOW_LOG_LEVEL           INFO             DEBUG, INFO, WARNING, ERROR or CRITICAL
+  TICKETFLOW_LOG_FORMAT          auto             json, text, or auto (text on a terminal)
+  TICKETFLOW_METRICS_PORT        unset            Prometheus /metrics port (unset: none)
+  TICKETFLOW_METRICS_HOST        127.0.0.1        metrics bind address
+  TICKETFLOW_GAUGE_INTERVAL_S    15               approval-queue gauges' refresh period
+  OTEL_EXPORTER_OTLP_ENDPOINT    unset            export trace spans over OTLP there
 """
 
 
@@ -71,10 +82,17 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=VERSION)
-    sub = parser.add_subparsers(dest="command", metavar="{serve,rebuild,migrate}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,rebuild,migrate,healthcheck}")
     sub.add_parser(
         "serve",
         help="run the worker and the gRPC read API until SIGTERM (the default)",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.add_parser(
+        "healthcheck",
+        help="exit 0 when this host's read API answers the gRPC health check SERVING, else 1 "
+        "(the image's HEALTHCHECK)",
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -123,7 +141,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         await serve(settings, stop)
     except OSError as err:  # the gRPC address cannot be bound
         raise ServiceError(
-            f"{err}\nset TICKETFLOW_PROJECTION_ADDRESS to a free host:port and start again"
+            f"{err}\nset TICKETFLOW_PROJECTION_HOST and TICKETFLOW_PROJECTION_PORT (or "
+            "TICKETFLOW_PROJECTION_ADDRESS) to a free host:port and start again"
         ) from err
     except SchemaMismatch as err:
         raise ServiceError(str(err)) from err
@@ -244,7 +263,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The process entry point; `run_service` ends the process."""
     args = _parser().parse_args(argv)
     settings = load_settings(Settings, PROG)
-    setup_logging(settings.log_level)
+    if args.command == "healthcheck":
+        host, _, port = settings.listen_address.rpartition(":")
+        address = f"{reach_host(host.strip('[]'))}:{port}"
+        run_check(PROG, lambda: check_grpc(address))
+    # A one-off command serves no metrics (the projection on this host may hold the port).
+    setup_service(settings, "projection", serve_metrics=args.command not in ("migrate", "rebuild"))
     if args.command == "migrate":
         run_service(f"{PROG} migrate", lambda stop: _migrate(settings))
     if args.command == "rebuild":

@@ -36,6 +36,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import exc as sa_exc
 from ticketflow.contracts.models import TICKET_ID_PATTERN
 from ticketflow.contracts.proto_convert import enum_from_proto, to_proto
+from ticketflow.runtime.grpc_observe import server_interceptors
 from ticketflow.storage import describe
 from ticketflow.v1 import readmodel_pb2, readmodel_pb2_grpc, ticket_pb2
 
@@ -283,7 +284,7 @@ class ReadApiServer:
         self.address = address
         self.needs_token = bool(token)
         self.port: int | None = None
-        self._server = grpc.aio.server()
+        self._server = grpc.aio.server(interceptors=server_interceptors())
         self._health = health.aio.HealthServicer()
         add_read_model_service(ReadModelServicer(store), self._server, token)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -23,6 +23,7 @@ from ticketflow.contracts import names
 from ticketflow.runtime import connect, package_version
 
 from .activities import ProjectionActivities
+from .gauges import publish_ticket_gauges
 from .grpc_api import ReadApiServer
 from .settings import Settings
 from .store import ReadModelStore
@@ -48,7 +49,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 async def _serve_store(settings: Settings, store: ReadModelStore, stop: asyncio.Event) -> None:
     token = settings.readmodel_token.get_secret_value() or None
-    api = ReadApiServer(store, settings.projection_address, token=token)
+    api = ReadApiServer(store, settings.listen_address, token=token)
     await api.start()
     print(
         f"projection {VERSION}: gRPC read API on {api.bound_address}; "
@@ -134,6 +135,7 @@ async def _run_worker(
     )
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
+    gauges = asyncio.create_task(publish_ticket_gauges(client, stop, settings.gauge_interval_s))
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
@@ -141,6 +143,7 @@ async def _run_worker(
         raise
     finally:
         stopping.cancel()
+        gauges.cancel()
     if stop.is_set():
         if not running.done():
             await worker.shutdown()

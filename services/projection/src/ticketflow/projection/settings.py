@@ -14,15 +14,30 @@ __all__ = ["READMODEL_TOKEN_MIN_CHARS", "Settings"]
 READMODEL_TOKEN_MIN_CHARS = 16
 
 
+def _split(address: str) -> tuple[str, int]:
+    """(host, port) of "host:port" or "[v6]:port", port 0..65535; the message never quotes it."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected host:port with a port in 0..65535 (0: any free port)")
+    return host, int(port)
+
+
 class Settings(ServiceSettings):
     """From TICKETFLOW_* environment variables (TEMPORAL_ADDRESS, NAMESPACE and LOG_LEVEL come from
     ``ServiceSettings``)."""
 
     data_dir: Path = Path("./var")
-    # Not parsed as host:port: port 0 (any free port) is allowed here, and grpc checks the rest.
-    # Loopback by default: only the api is expected to call the read API (docs/architecture.md,
-    # "Who may read what"); a deployment that puts the api elsewhere also sets the token below.
+    # Where the api reaches the read API, and, for each of PROJECTION_HOST / PROJECTION_PORT left
+    # unset, where it listens (before those two existed this one variable did both). Port 0 (any
+    # free port) is allowed. Loopback by default: only the api is expected to call the read API
+    # (docs/architecture.md, "Who may read what"); a deployment that puts the api elsewhere also
+    # sets the token below.
     projection_address: str = "127.0.0.1:50052"
+    # Where the read API listens, apart from the address others reach it at: a container binds
+    # 0.0.0.0 while the api dials `projection:50052`.
+    projection_host: str | None = Field(None, min_length=1)
+    projection_port: int | None = Field(None, ge=0, le=65535)
     # Set: every ReadModelService call needs `authorization: Bearer <token>` (the api sends its
     # TICKETFLOW_READMODEL_TOKEN), else UNAUTHENTICATED; health and reflection stay open.
     readmodel_token: SecretStr = SecretStr("")
@@ -34,6 +49,22 @@ class Settings(ServiceSettings):
     # no deploy step), no on PostgreSQL (a deploy runs `ticketflow-projection migrate` once; a
     # replica on a store that is behind refuses to start and says so).
     migrate_on_start: bool | None = None
+    # How often the approval-queue and stuck-ticket gauges are read from visibility (gauges.py).
+    gauge_interval_s: float = Field(15.0, gt=0, le=3600)
+
+    @field_validator("projection_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        _split(value)
+        return value
+
+    @property
+    def listen_address(self) -> str:
+        """host:port the gRPC read API binds."""
+        host, port = _split(self.projection_address)
+        host = self.projection_host if self.projection_host is not None else host
+        port = self.projection_port if self.projection_port is not None else port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @field_validator("readmodel_url")
     @classmethod
