@@ -75,8 +75,10 @@ VERSIONS = {
     "primary again before a human sees it",
     "v5": "patch v5-intake-check: a ticket accepted without the read model (intake_check) first "
     "asks the reply outbox whether its id already reached its end, and ends as a duplicate if so",
+    "v6": "patch v6-lean-ticket: TicketStatus upserted once per workflow task (the status the "
+    "ticket waits in); the refund and the reply run as local activities",
 }
-CURRENT_VERSION = "v5"
+CURRENT_VERSION = "v6"
 
 # Short, so the whole run takes seconds; the workflow reads policy from its input only.
 FAST = {

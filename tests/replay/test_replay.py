@@ -36,6 +36,7 @@ from ticketflow.core_worker.patches import PATCH_PRIMARY_RECHECK
 from ticketflow.core_worker.workflow import (
     PATCH_CLASSIFICATION_MEMO,
     PATCH_INTAKE_CHECK,
+    PATCH_LEAN_TICKET,
     PATCH_ROBUST_ENDS,
     TicketWorkflow,
 )
@@ -53,6 +54,7 @@ PATCHES = {
     "v3": PATCH_ROBUST_ENDS,
     "v4": PATCH_PRIMARY_RECHECK,
     "v5": PATCH_INTAKE_CHECK,
+    "v6": PATCH_LEAN_TICKET,
 }
 
 
@@ -352,3 +354,41 @@ def test_v4_primary_recheck_history_was_decided_on_the_primary() -> None:
         (names.CLASSIFY, "primary", True),
         (names.DRAFT_REPLY, "primary", True),
     ]
+
+
+def _shape(path: Path) -> tuple[int, list[str], list[str], list[str]]:
+    """(workflow tasks completed, activity tasks scheduled, TicketStatus upserts, local activity
+    markers) of a history."""
+    h = history(path)
+    tasks, scheduled, statuses, local = 0, [], [], []
+    for e in h.events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks += 1
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+        elif e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if names.TICKET_STATUS_SA in fields.indexed_fields:
+                payload = fields.indexed_fields[names.TICKET_STATUS_SA]
+                statuses.append(json.loads(payload.data))
+        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            if e.marker_recorded_event_attributes.marker_name == "core_local_activity":
+                local.append("local")
+    return tasks, scheduled, statuses, local
+
+
+def test_v6_asks_less_of_the_server_for_the_same_ticket() -> None:
+    """What v6 is for, on the same small auto-approved refund: two workflow tasks and two
+    activity tasks fewer (the refund and the reply are local activities), and TicketStatus
+    upserted once per task with the status the ticket then waits in."""
+    v5 = _shape(HISTORIES / "v5-small-refund.json")
+    v6 = _shape(HISTORIES / "v6-small-refund.json")
+    assert v5[0] == 6 and v6[0] == 4
+    assert v5[1] == [names.CLASSIFY, names.DRAFT_REPLY, names.ISSUE_REFUND, names.SEND_REPLY,
+                     names.RECORD_OUTCOME]  # fmt: skip
+    assert v6[1] == [names.CLASSIFY, names.DRAFT_REPLY, names.RECORD_OUTCOME]
+    assert v6[3] == ["local", "local"]
+    assert v5[2] == ["RECEIVED", "CLASSIFYING", "DRAFTING", "EXECUTING", "RESOLVED"]
+    assert v6[2] == ["CLASSIFYING", "DRAFTING", "RESOLVED"]
+    # The approval queue still lists a ticket while it waits for a human.
+    assert "WAITING_APPROVAL" in _shape(HISTORIES / "v6-approval.json")[2]

@@ -114,7 +114,9 @@ async def test_large_refund_waits_then_approved_by_a_human(
 async def test_rejection_pays_nothing_and_sends_a_holding_reply(
     dev_env: WorkflowEnvironment, start_workers: StartWorkers, ledger_path: Path
 ) -> None:
-    await start_workers(dev_env)
+    # No projection yet: the ticket stays open after its reply (waiting to be recorded), so the
+    # second decision below meets the running workflow, not a closed one.
+    await start_workers(dev_env, projection=False)
     inp = ticket_input(refund_cents=90_000)
     handle = await start_ticket(dev_env.client, inp)
     await state_when(handle, waiting, "WAITING_APPROVAL")
@@ -132,6 +134,7 @@ async def test_rejection_pays_nothing_and_sends_a_holding_reply(
             result_type=DecideResult,
         )
     assert "already decided" in str(exc.value.cause)
+    await start_workers(dev_env, core=False, primary=False, fallback=False)
     out = await handle.result()
     assert out.status == TicketStatus.REJECTED and out.refund is None
     assert out.reply and out.reply.kind == ReplyKind.REJECTION

@@ -80,15 +80,15 @@ async def test_cancel_during_an_approved_refund_pays_once_and_resolves(
     await asyncio.wait_for(started.wait(), 30)
     await handle.cancel()
 
-    async def cancel_reached_the_refund() -> bool:
+    async def cancel_recorded() -> bool:
+        # The refund is a local activity (v6): no activity task of its own to cancel. The cancel
+        # lands in the workflow while the refund is held; the workflow must still finish it.
         async for event in handle.fetch_history_events():
-            if event.HasField("activity_task_cancel_requested_event_attributes"):
+            if event.HasField("workflow_execution_cancel_requested_event_attributes"):
                 return True
         return False
 
-    await eventually_async(
-        cancel_reached_the_refund, timeout=30, what="the cancel reaching the held refund"
-    )
+    await eventually_async(cancel_recorded, timeout=30, what="the cancel during the held refund")
     release.set()
     out = await handle.result()
     tid = inp.ticket.ticket_id

@@ -12,6 +12,7 @@ from typing import Final
 __all__ = [
     "PATCH_CLASSIFICATION_MEMO",
     "PATCH_INTAKE_CHECK",
+    "PATCH_LEAN_TICKET",
     "PATCH_PRIMARY_RECHECK",
     "PATCH_ROBUST_ENDS",
 ]
@@ -31,3 +32,9 @@ PATCH_PRIMARY_RECHECK: Final = "v4-primary-recheck"
 # and if so ends as a duplicate that did nothing. Called only when the flag is set, so a history
 # without the flag carries no marker and has v4's commands.
 PATCH_INTAKE_CHECK: Final = "v5-intake-check"
+# v6: less server work per ticket, same outcomes (docs/architecture.md, "The ticket workflow"):
+# the TicketStatus search attribute is upserted once per workflow task, with the status the ticket
+# then waits in (statuses passed through within one task are never listed; the query still shows
+# each), and the refund and the reply run as local activities in the workflow's own task, so
+# neither costs an activity task and a workflow-task round trip. Every v6 history carries it.
+PATCH_LEAN_TICKET: Final = "v6-lean-ticket"

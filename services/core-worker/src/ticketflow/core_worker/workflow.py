@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from ticketflow.contracts import names
@@ -52,13 +52,19 @@ from ._decision import auto_approvable, needs_refund, recheck_on_primary
 from ._intake import earlier_run
 from ._metrics import approval_waited, ticket_finished
 from ._routing import call_agent, describe_failure, is_cancel
-from .patches import PATCH_CLASSIFICATION_MEMO, PATCH_INTAKE_CHECK, PATCH_ROBUST_ENDS
+from .patches import (
+    PATCH_CLASSIFICATION_MEMO,
+    PATCH_INTAKE_CHECK,
+    PATCH_LEAN_TICKET,
+    PATCH_ROBUST_ENDS,
+)
 
 __all__ = [
     "AUTO_APPROVER",
     "ESCALATION_REPLY",
     "PATCH_CLASSIFICATION_MEMO",
     "PATCH_INTAKE_CHECK",
+    "PATCH_LEAN_TICKET",
     "PATCH_ROBUST_ENDS",
     "REJECTION_REPLY",
     "TicketWorkflow",
@@ -91,6 +97,9 @@ class TicketWorkflow:
             ticket_id=inp.ticket.ticket_id, status=TicketStatus.RECEIVED, ticket=inp.ticket
         )
         self._history: list[StatusChange] = []
+        # v6 (PATCH_LEAN_TICKET): decided at the start of run; False replays v1-v5 as they ran.
+        self._lean = False
+        self._unpublished: TicketStatus | None = None  # v6: set since the last upsert
         self._accepting_decisions = False
         self._side_effects_done = False
         self._approval_deadline: datetime | None = None
@@ -101,6 +110,7 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, inp: TicketInput) -> TicketOutcome:
+        self._lean = workflow.patched(PATCH_LEAN_TICKET)
         # Before anything else, the check the api could not make (docs/architecture.md, "Intake:
         # accepted without the read model"). Outside the cancel handling below: a cancel here
         # ends the run with nothing done, as it should for a ticket that may be a duplicate.
@@ -136,6 +146,7 @@ class TicketWorkflow:
         self._set_status(TicketStatus.RECEIVED)
 
         self._set_status(TicketStatus.CLASSIFYING)
+        self._publish_status()
         classification = await call_agent(
             names.CLASSIFY,
             ClassifyInput(ticket=facts.ticket),
@@ -152,6 +163,7 @@ class TicketWorkflow:
         self._set_status(TicketStatus.DRAFTING)
         # Sticky routing: if classify needed the fallback, the primary is congested; don't make
         # the draft wait out another primary schedule-to-start timeout.
+        self._publish_status()
         draft = await call_agent(
             names.DRAFT_REPLY,
             DraftReplyInput(ticket=facts.ticket, classification=classification),
@@ -165,6 +177,7 @@ class TicketWorkflow:
         facts.draft = draft
         # A fallback answer never auto-approves; one that looks auto-approvable is asked of the
         # primary again first, so a congested primary does not flood the approval queue.
+        self._publish_status()
         rechecked = await recheck_on_primary(
             facts.ticket, classification, draft, self._policy, facts.agent_calls
         )
@@ -183,6 +196,7 @@ class TicketWorkflow:
             self._approval_deadline = workflow.now() + timeout
             self._accepting_decisions = True
             self._set_status(TicketStatus.WAITING_APPROVAL)
+            self._publish_status()
             waiting_since = workflow.now()
             try:
                 await workflow.wait_condition(lambda: facts.decision is not None, timeout=timeout)
@@ -329,22 +343,71 @@ class TicketWorkflow:
     def _set_status(self, status: TicketStatus) -> None:
         self._facts.status = status
         self._history.append(StatusChange(status=status, at=workflow.now()))
-        workflow.upsert_search_attributes([TICKET_STATUS.value_set(status.value)])
+        if self._lean:
+            self._unpublished = status  # upserted when the workflow next waits
+        else:
+            workflow.upsert_search_attributes([TICKET_STATUS.value_set(status.value)])
+
+    def _publish_status(self) -> None:
+        """v6: upsert TicketStatus once, with the latest status, right before the workflow waits
+        (an agent call, the approval, the projection) or ends. What visibility lists is then the
+        status the ticket is waiting in; the ones it passed through within the same workflow task
+        (RECEIVED, which the api sets at start, and EXECUTING before the local side effects) are
+        in the query's history only. Before v6 every status was upserted as it was set."""
+        if self._unpublished is not None:
+            workflow.upsert_search_attributes([TICKET_STATUS.value_set(self._unpublished.value)])
+            self._unpublished = None
 
     async def _side_effect(self, activity: str, arg: Any, result_type: type[T]) -> T:
-        """Ledger/outbox effects: idempotent by ticket_id, so retrying forever is safe."""
+        """Ledger/outbox effects: idempotent by ticket_id, so retrying forever is safe.
+
+        v6 runs them as local activities: on the core worker that runs this workflow task, their
+        results recorded as markers, no activity task and no workflow-task round trip each. The
+        guarantees stay: a worker killed after the ledger commit but before the marker is
+        recorded leaves the task to time out, the next worker replays and runs the activity
+        again, and the ledger answers with the first receipt (keyed by ticket_id). Retries back
+        off to 30 s, under the SDK's local-retry threshold, so they stay local, and the SDK
+        keeps the workflow task alive meanwhile.
+        """
+        timeout = timedelta(seconds=self._policy.side_effect_start_to_close_s)
+        retry = RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=0,
+            non_retryable_error_types=_SIDE_EFFECT_NON_RETRYABLE,
+        )
+        if self._lean:
+            try:
+                local: T = await workflow.execute_local_activity(
+                    activity,
+                    arg,
+                    result_type=result_type,
+                    start_to_close_timeout=timeout,
+                    retry_policy=retry,
+                )
+            except FailureError as err:
+                if isinstance(err, ActivityError):
+                    raise
+                # A local activity's failure reaches the workflow bare (the ApplicationError,
+                # timeout or cancel itself); wrap it as an activity task's is, so the callers'
+                # handling (non-retryable ledger errors escalate, cancels re-run) is the same.
+                raise ActivityError(
+                    "local activity failed",
+                    scheduled_event_id=0,
+                    started_event_id=0,
+                    identity="",
+                    activity_type=activity,
+                    activity_id="",
+                    retry_state=None,
+                ) from err
+            return local
         result: T = await workflow.execute_activity(
             activity,
             arg,
             task_queue=names.CORE_QUEUE,
             result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=self._policy.side_effect_start_to_close_s),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(seconds=30),
-                maximum_attempts=0,
-                non_retryable_error_types=_SIDE_EFFECT_NON_RETRYABLE,
-            ),
+            start_to_close_timeout=timeout,
+            retry_policy=retry,
         )
         return result
 
@@ -378,6 +441,7 @@ class TicketWorkflow:
         `duplicate_of`, and the read model keeps the earlier run's outcome untouched."""
         self._duplicate_of = earlier
         self._set_status(earlier.status)
+        self._publish_status()
         self._final = TicketOutcome(
             **dict(self._facts), finished_at=workflow.now(), duplicate_of=earlier
         )
@@ -397,6 +461,7 @@ class TicketWorkflow:
         if self._final is None:
             self._final = TicketOutcome(**dict(self._facts), finished_at=workflow.now())
         outcome = self._final
+        self._publish_status()  # the terminal status, before the wait for the projection
         # Every end is projected to the read model; the projection worker owns that store.
         await workflow.execute_activity(
             names.RECORD_OUTCOME,
