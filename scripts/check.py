@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from sysdeps import SysdepsError, ensure_apt  # noqa: E402
+from sysdeps import MissingSystemPackages, ensure_apt  # noqa: E402
 
 BROWSER_PACKAGES = ("chromium",)
 VENVS = ROOT / ".venvs"
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # The console's browser tests drive the system's Chromium (tests/test_console_browser.py).
             ensure_apt(list(BROWSER_PACKAGES), "the console's browser tests", required=False)
-        except SysdepsError as err:
+        except MissingSystemPackages as err:
             step.note = str(err).splitlines()[0]
             say(f"error: {err}")
         say(

@@ -17,14 +17,11 @@ import shutil
 import subprocess
 import sys
 
-__all__ = ["MissingSystemPackages", "SysdepsError", "ensure_apt", "missing_apt"]
+__all__ = ["MissingSystemPackages", "ensure_apt", "missing_apt"]
 
 
 class MissingSystemPackages(RuntimeError):
     """Packages absent and not installable here; the message says what to run."""
-
-
-SysdepsError = MissingSystemPackages  # the name scripts/check.py knows it by
 
 
 def _say(line: str) -> None:

@@ -35,5 +35,5 @@ def test_outside_ci_a_missing_package_is_a_warning(not_root, monkeypatch, capsys
 
 def test_under_ci_a_missing_package_is_an_error(not_root, monkeypatch) -> None:
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(sysdeps.SysdepsError, match="under CI=true these tests must run"):
+    with pytest.raises(sysdeps.MissingSystemPackages, match="under CI=true these tests must run"):
         sysdeps.ensure_apt([MISSING], "the browser tests", required=False)

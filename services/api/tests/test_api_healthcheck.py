@@ -3,24 +3,8 @@ and one line saying what it saw, quickly (a container runtime gives it a few sec
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from ticketflow.testkit import free_port
+from ticketflow.testkit import assert_healthcheck_fails
 
 
 def test_healthcheck_fails_when_nothing_answers() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
-    port = free_port()
-    env["TICKETFLOW_HTTP_PORT"] = str(port)
-    done = subprocess.run(
-        [sys.executable, "-m", "ticketflow.api", "healthcheck"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 1, done
-    assert "healthcheck: NOT healthy: " in done.stderr
-    assert str(port) in done.stderr
+    assert_healthcheck_fails("ticketflow.api", "TICKETFLOW_HTTP_PORT")

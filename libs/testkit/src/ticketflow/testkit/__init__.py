@@ -16,7 +16,7 @@ from .plugin import BACKENDS, backend_database_url
 from .polling import eventually, eventually_async
 from .ports import free_port, free_port_block
 from .postgres import PostgresServer
-from .processes import ServiceProcess, console_script
+from .processes import ServiceProcess, assert_healthcheck_fails, console_script
 from .servers import (
     DevServer,
     start_dev_env,
@@ -36,6 +36,7 @@ __all__ = [
     "RecordedOutcomes",
     "ServiceProcess",
     "WorkerFleet",
+    "assert_healthcheck_fails",
     "backend_database_url",
     "console_script",
     "eventually",

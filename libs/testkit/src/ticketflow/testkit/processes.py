@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .polling import eventually
+from .ports import free_port
 
 __all__ = ["ServiceProcess", "console_script"]
 
@@ -70,3 +71,22 @@ class ServiceProcess:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def assert_healthcheck_fails(module: str, port_variable: str) -> None:
+    """`python -m <module> healthcheck` (an image's HEALTHCHECK) with nothing on the port that
+    ``port_variable`` names: exit 1 and one line on stderr saying what it saw and where. The
+    service's other ``TICKETFLOW_*`` settings are cleared, so only that port is probed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")}
+    port = free_port()
+    env[port_variable] = f"127.0.0.1:{port}" if port_variable.endswith("_ADDRESS") else str(port)
+    done = subprocess.run(
+        [sys.executable, "-m", module, "healthcheck"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1, done
+    assert "healthcheck: NOT healthy: " in done.stderr
+    assert str(port) in done.stderr
