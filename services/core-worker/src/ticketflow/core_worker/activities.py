@@ -72,6 +72,19 @@ def _store_errors() -> Iterator[None]:
         ) from err
 
 
+@contextmanager
+def _effect_and_count() -> Iterator[None]:
+    """A store write and the metric that counts it, as one step for cancellation.
+
+    Refunds and replies run as local activities; a worker that evicts a workflow with one in
+    flight cancels it, and for a synchronous activity the cancellation is an exception raised in
+    its thread at whatever line it is on. Between the commit and the count it would leave the
+    effect made but uncounted, and the rerun finds it made and counts nothing. Inside this block
+    the cancellation waits, and is raised at its end."""
+    with activity.shield_thread_cancel_exception():
+        yield
+
+
 def _who() -> AttemptInfo:
     info = activity.info()
     return AttemptInfo(
@@ -96,21 +109,28 @@ class SideEffectActivities:
 
     @activity.defn(name=names.ISSUE_REFUND)
     def issue_refund(self, inp: IssueRefundInput) -> RefundReceipt:
-        try:
-            with _store_errors():
-                row = self._ledger.apply_refund(
-                    ticket_id=inp.ticket_id,
-                    customer_id=inp.customer_id,
-                    order_id=inp.order_id,
-                    amount_cents=inp.amount_cents,
-                    who=_who(),
-                )
-        except LedgerConflict as err:
-            raise ApplicationError(str(err), type="LedgerConflict", non_retryable=True) from err
-        except ValueError as err:
-            raise ApplicationError(
-                str(err), type="InvalidSideEffectInput", non_retryable=True
-            ) from err
+        # The write and its count go together: a cancellation (a local activity in flight when
+        # its workflow is evicted) is raised only after both (see _effect_and_count).
+        with _effect_and_count():
+            try:
+                with _store_errors():
+                    row = self._ledger.apply_refund(
+                        ticket_id=inp.ticket_id,
+                        customer_id=inp.customer_id,
+                        order_id=inp.order_id,
+                        amount_cents=inp.amount_cents,
+                        who=_who(),
+                    )
+            except LedgerConflict as err:
+                raise ApplicationError(str(err), type="LedgerConflict", non_retryable=True) from err
+            except ValueError as err:
+                raise ApplicationError(
+                    str(err), type="InvalidSideEffectInput", non_retryable=True
+                ) from err
+            if not row.already_applied:
+                meter = activity.metric_meter()
+                metrics.count(meter, metrics.REFUNDS_PAID)
+                metrics.count(meter, metrics.REFUNDS_PAID_CENTS, row.amount_cents)
         activity.logger.info(
             "refund %s for ticket %s: %d cents%s",
             row.refund_id,
@@ -118,10 +138,6 @@ class SideEffectActivities:
             row.amount_cents,
             " (already applied)" if row.already_applied else "",
         )
-        if not row.already_applied:
-            meter = activity.metric_meter()
-            metrics.count(meter, metrics.REFUNDS_PAID)
-            metrics.count(meter, metrics.REFUNDS_PAID_CENTS, row.amount_cents)
         if self._faults.crash_after_refund_commit and not row.already_applied:
             # The effect is committed; die before Temporal hears about it.
             os._exit(137)
@@ -135,7 +151,7 @@ class SideEffectActivities:
 
     @activity.defn(name=names.SEND_REPLY)
     def send_reply(self, inp: SendReplyInput) -> ReplyReceipt:
-        with _store_errors():
+        with _effect_and_count(), _store_errors():
             row = self._outbox.send_reply(
                 ticket_id=inp.ticket_id,
                 customer_id=inp.customer_id,
@@ -144,8 +160,8 @@ class SideEffectActivities:
                 content_sha256=inp.content_sha256,
                 who=_who(),
             )
-        if not row.already_sent:
-            metrics.count(activity.metric_meter(), metrics.REPLIES_SENT, kind=row.kind)
+            if not row.already_sent:
+                metrics.count(activity.metric_meter(), metrics.REPLIES_SENT, kind=row.kind)
         return ReplyReceipt(
             ticket_id=row.ticket_id,
             reply_id=row.reply_id,
