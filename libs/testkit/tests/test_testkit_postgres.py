@@ -4,10 +4,13 @@ committed rows, and that leaves no process behind."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 import psycopg
 import pytest
-from ticketflow.testkit import PostgresServer
+from ticketflow.testkit import PostgresServer, eventually
 
 
 def _alive(pid: int) -> bool:
@@ -57,3 +60,47 @@ def test_close_stops_the_server_and_removes_its_directory() -> None:
     server.close()
     assert not _alive(pid)
     assert not root.exists()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+STARTS_AND_WAITS = """
+import sys
+from ticketflow.testkit import PostgresServer
+server = PostgresServer().start()
+print(server.pid, server.root, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux parent-death signal")
+def test_the_server_dies_with_the_process_that_started_it() -> None:
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTS_AND_WAITS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None
+        line = starter.stdout.readline()
+        assert line, f"the starter exited with {starter.wait()} before the server was up"
+        pid_text, root = line.split()
+        pid = int(pid_text)
+        assert _running(pid)
+        starter.kill()  # SIGKILL: no __exit__, no atexit; only the kernel can tell the server
+        starter.wait()
+        eventually(lambda: not _running(pid), timeout=30, what=f"postgres {pid} gone")
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait()
+        if "root" in locals():
+            shutil.rmtree(root, ignore_errors=True)

@@ -9,12 +9,15 @@ as a crash test needs. ``PostgresServer`` runs ``initdb`` and ``postgres`` itsel
 - PostgreSQL refuses to run as root: under root the server runs as the unprivileged ``nobody``,
   its data directory (a fresh one under the system temp dir) owned by that user;
 - ``kill()`` SIGKILLs the server's process group (the postmaster and its backends, all started
-  here) to play a crash; ``start()`` again on the same directory and port recovers it.
+  here) to play a crash; ``start()`` again on the same directory and port recovers it;
+- the server dies with the process that started it (a parent-death signal), so a test run that
+  is killed, or times out, leaves no server behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import pwd
@@ -22,6 +25,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -92,16 +96,29 @@ def _bin_dir_for(user: pwd.struct_passwd | None) -> Path:
     return copy / "pgserver" / "pginstall" / "bin"
 
 
-def _drop_to(user: pwd.struct_passwd | None) -> Callable[[], None] | None:
-    if user is None:
-        return None
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-    def demote() -> None:
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
 
-    return demote
+def _child_setup(user: pwd.struct_passwd | None) -> Callable[[], None]:
+    """Run in the child between fork and exec: drop to ``user`` (under root), then ask the kernel
+    to send SIGINT (PostgreSQL's fast shutdown) when the process that started it dies, so that a
+    killed test run leaves no server behind. The signal is tied to the starting *thread*: start
+    the server from one that outlives it (a test's own thread does). A change of user clears the
+    setting, hence the order."""
+    parent = os.getpid()
+
+    def setup() -> None:
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before the setting took
+                os._exit(1)
+
+    return setup
 
 
 class PostgresServer:
@@ -134,7 +151,7 @@ class PostgresServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_drop_to(self._user),
+                preexec_fn=_child_setup(self._user),
                 start_new_session=True,  # its backends share the group: kill() ends them all
             )
         self._wait_ready(timeout_s)
@@ -157,7 +174,7 @@ class PostgresServer:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            preexec_fn=_drop_to(self._user),
+            preexec_fn=_child_setup(self._user),
             check=False,
         )
         if done.returncode != 0:
