@@ -1,5 +1,6 @@
-"""Which answers a ticket is decided on: the auto-approve rule, and asking the primary again after
-a fallback answer (docs/architecture.md, "Agent calls: timeouts, rate limit, fallback").
+"""Which answers a ticket is decided on: the auto-approve rule, asking the primary again after
+a fallback answer (docs/architecture.md, "Agent calls: timeouts, rate limit, fallback"), and which
+human decisions the workflow accepts.
 
 Workflow code, imported by workflow.py inside the sandbox: deterministic, no I/O. The re-ask is
 behind the patch ``PATCH_PRIMARY_RECHECK``: histories without it keep handing every fallback
@@ -8,7 +9,10 @@ answer to a human.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ticketflow.contracts import names
@@ -17,17 +21,28 @@ with workflow.unsafe.imports_passed_through():
         AgentCall,
         Classification,
         ClassifyInput,
+        DecideInput,
         Draft,
         DraftReplyInput,
         ModelTier,
         Policy,
         Ticket,
+        TicketFacts,
+        TicketStatus,
     )
+
+    from .decision_auth import VERIFY_DECISION
 
 from ._routing import ask_primary
 from .patches import PATCH_PRIMARY_RECHECK
 
-__all__ = ["auto_approvable", "needs_refund", "recheck_on_primary", "worth_rechecking"]
+__all__ = [
+    "auto_approvable",
+    "needs_refund",
+    "recheck_on_primary",
+    "refuse_decision",
+    "worth_rechecking",
+]
 
 
 def needs_refund(c: Classification | None) -> bool:
@@ -115,3 +130,43 @@ async def recheck_on_primary(
         calls=calls,
     )
     return None if redraft is None else (classification, redraft)
+
+
+def refuse_decision(
+    facts: TicketFacts, inp: DecideInput, *, accepting: bool, deadline: datetime | None
+) -> None:
+    """Raise the ``ApplicationError`` that refuses ``inp``, if anything does (the update's
+    validator: a refused decision is written nowhere in history). Each refusal has its type, which
+    the api maps to its answer."""
+    # First: only a decision the api vouches for (an approver's token checked, then signed
+    # with a key this worker holds); anyone else learns nothing about the ticket.
+    verify = workflow.extern_functions().get(VERIFY_DECISION)
+    problem = (
+        "this core worker cannot verify decisions (built without DecisionAuth)"
+        if verify is None
+        else verify(facts.ticket_id, inp)
+    )
+    if problem is not None:
+        raise ApplicationError(
+            f"{problem}; only decisions signed by the api are accepted",
+            type="DecisionNotVouched",
+        )
+    if facts.decision is not None:
+        raise ApplicationError(
+            f"ticket {facts.ticket_id} is already decided "
+            f"({'approved' if facts.decision.approved else 'rejected'} by "
+            f"{facts.decision.approver})",
+            type="AlreadyDecided",
+        )
+    if facts.status != TicketStatus.WAITING_APPROVAL or not accepting:
+        raise ApplicationError(
+            f"ticket {facts.ticket_id} is not waiting for approval (status {facts.status.value})",
+            type="NotWaitingApproval",
+        )
+    if deadline is not None and workflow.now() >= deadline:
+        raise ApplicationError(
+            f"the approval window of ticket {facts.ticket_id} has closed",
+            type="ApprovalWindowClosed",
+        )
+    if not inp.approver.strip():
+        raise ApplicationError("approver must not be empty", type="MalformedDecision")

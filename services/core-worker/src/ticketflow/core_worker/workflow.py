@@ -2,11 +2,13 @@
 workflow").
 
 RECEIVED -> CLASSIFYING -> DRAFTING -> (auto-approve | WAITING_APPROVAL) -> EXECUTING -> RESOLVED,
-or REJECTED / ESCALATED. Every transition upserts the ``TicketStatus`` search attribute.
+or REJECTED / ESCALATED. The ``TicketStatus`` search attribute says where the ticket waits: since
+v6 it is upserted once per workflow task, with the latest status (``_publish_status``).
 
 Deterministic code only: no I/O, no settings, no wall clock. Policy arrives in the input and is
 fixed for the ticket's life, so replays do not depend on the worker's environment. Agent calls and
-their primary -> fallback routing live in ``_routing``; patch ids in ``patches``.
+their primary -> fallback routing live in ``_routing``, side effects in ``_effects``; patch ids in
+``patches``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from ticketflow.contracts import names
@@ -46,9 +47,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from ticketflow.contracts.search_attributes import TICKET_STATUS
 
-    from .decision_auth import VERIFY_DECISION
-
-from ._decision import auto_approvable, needs_refund, recheck_on_primary
+from ._decision import auto_approvable, needs_refund, recheck_on_primary, refuse_decision
+from ._effects import record_outcome, side_effect
 from ._intake import earlier_run
 from ._metrics import approval_waited, ticket_finished
 from ._routing import call_agent, describe_failure, is_cancel
@@ -83,8 +83,6 @@ ESCALATION_REPLY = (
     "Thank you for contacting us. Your request needs a closer look, so we have passed it to a "
     "member of our support team, who will get back to you."
 )
-
-_SIDE_EFFECT_NON_RETRYABLE = ["LedgerConflict", "InvalidSideEffectInput"]
 
 
 @workflow.defn(name=names.TICKET_WORKFLOW)
@@ -297,40 +295,12 @@ class TicketWorkflow:
     @decide.validator
     def _validate_decide(self, inp: DecideInput) -> None:
         # Rejections here are written nowhere in history.
-        facts = self._facts
-        # First: only a decision the api vouches for (an approver's token checked, then signed
-        # with a key this worker holds); anyone else learns nothing about the ticket.
-        verify = workflow.extern_functions().get(VERIFY_DECISION)
-        problem = (
-            "this core worker cannot verify decisions (built without DecisionAuth)"
-            if verify is None
-            else verify(facts.ticket_id, inp)
+        refuse_decision(
+            self._facts,
+            inp,
+            accepting=self._accepting_decisions,
+            deadline=self._approval_deadline,
         )
-        if problem is not None:
-            raise ApplicationError(
-                f"{problem}; only decisions signed by the api are accepted",
-                type="DecisionNotVouched",
-            )
-        if facts.decision is not None:
-            raise ApplicationError(
-                f"ticket {facts.ticket_id} is already decided "
-                f"({'approved' if facts.decision.approved else 'rejected'} by "
-                f"{facts.decision.approver})",
-                type="AlreadyDecided",
-            )
-        if facts.status != TicketStatus.WAITING_APPROVAL or not self._accepting_decisions:
-            raise ApplicationError(
-                f"ticket {facts.ticket_id} is not waiting for approval "
-                f"(status {facts.status.value})",
-                type="NotWaitingApproval",
-            )
-        if self._approval_deadline is not None and workflow.now() >= self._approval_deadline:
-            raise ApplicationError(
-                f"the approval window of ticket {facts.ticket_id} has closed",
-                type="ApprovalWindowClosed",
-            )
-        if not inp.approver.strip():
-            raise ApplicationError("approver must not be empty", type="MalformedDecision")
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -359,57 +329,7 @@ class TicketWorkflow:
             self._unpublished = None
 
     async def _side_effect(self, activity: str, arg: Any, result_type: type[T]) -> T:
-        """Ledger/outbox effects: idempotent by ticket_id, so retrying forever is safe.
-
-        v6 runs them as local activities: on the core worker that runs this workflow task, their
-        results recorded as markers, no activity task and no workflow-task round trip each. The
-        guarantees stay: a worker killed after the ledger commit but before the marker is
-        recorded leaves the task to time out, the next worker replays and runs the activity
-        again, and the ledger answers with the first receipt (keyed by ticket_id). Retries back
-        off to 30 s, under the SDK's local-retry threshold, so they stay local, and the SDK
-        keeps the workflow task alive meanwhile.
-        """
-        timeout = timedelta(seconds=self._policy.side_effect_start_to_close_s)
-        retry = RetryPolicy(
-            initial_interval=timedelta(seconds=1),
-            maximum_interval=timedelta(seconds=30),
-            maximum_attempts=0,
-            non_retryable_error_types=_SIDE_EFFECT_NON_RETRYABLE,
-        )
-        if self._lean:
-            try:
-                local: T = await workflow.execute_local_activity(
-                    activity,
-                    arg,
-                    result_type=result_type,
-                    start_to_close_timeout=timeout,
-                    retry_policy=retry,
-                )
-            except FailureError as err:
-                if isinstance(err, ActivityError):
-                    raise
-                # A local activity's failure reaches the workflow bare (the ApplicationError,
-                # timeout or cancel itself); wrap it as an activity task's is, so the callers'
-                # handling (non-retryable ledger errors escalate, cancels re-run) is the same.
-                raise ActivityError(
-                    "local activity failed",
-                    scheduled_event_id=0,
-                    started_event_id=0,
-                    identity="",
-                    activity_type=activity,
-                    activity_id="",
-                    retry_state=None,
-                ) from err
-            return local
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            task_queue=names.CORE_QUEUE,
-            result_type=result_type,
-            start_to_close_timeout=timeout,
-            retry_policy=retry,
-        )
-        return result
+        return await side_effect(activity, arg, result_type, policy=self._policy, local=self._lean)
 
     async def _send_reply(self, kind: ReplyKind, body: str) -> ReplyReceipt | None:
         try:
@@ -462,18 +382,7 @@ class TicketWorkflow:
             self._final = TicketOutcome(**dict(self._facts), finished_at=workflow.now())
         outcome = self._final
         self._publish_status()  # the terminal status, before the wait for the projection
-        # Every end is projected to the read model; the projection worker owns that store.
-        await workflow.execute_activity(
-            names.RECORD_OUTCOME,
-            outcome,
-            task_queue=names.PROJECTION_QUEUE,
-            start_to_close_timeout=timedelta(seconds=self._policy.side_effect_start_to_close_s),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(seconds=30),
-                maximum_attempts=0,
-            ),
-        )
+        await record_outcome(outcome, self._policy)
         self._side_effects_done = True
         ticket_finished(self._facts)
         return outcome
