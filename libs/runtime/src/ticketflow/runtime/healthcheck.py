@@ -9,9 +9,10 @@ calls one of these with the address it listens on:
 - ``check_polling``: Temporal lists a poller of this host on every given task queue, seen
   recently (a worker has no port; being polled is what makes it useful, see ``pollers``).
 
-``run_check`` turns one into the process's exit status (0 healthy, 1 not) and prints one line
-either way, which ``docker inspect`` / ``podman healthcheck run`` show. ``reach_host`` is where a
-probe on the same host dials a server bound to ``host`` (a wildcard bind is reached on loopback).
+``run_check`` turns one into the process's exit status (0 healthy, 1 not; ``check_status`` without
+the exit) and prints one line either way, which ``docker inspect`` / ``podman healthcheck run``
+show. ``reach_host`` is where a probe on the same host dials a server bound to ``host`` (a
+wildcard bind is reached on loopback).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.client import Client
 
+from .lifecycle import exit_process
 from .pollers import QueueKind, pollers
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "check_grpc",
     "check_http",
     "check_polling",
+    "check_status",
     "reach_host",
     "run_check",
 ]
@@ -147,13 +150,21 @@ def init_started_at() -> float | None:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_check(prog: str, probe: Callable[[], Coroutine[Any, Any, str] | str]) -> NoReturn:
-    """Run one probe and exit: 0 and its line when healthy, 1 and what it saw when not."""
+def check_status(prog: str, probe: Callable[[], Coroutine[Any, Any, str] | str]) -> int:
+    """Run one probe: 0 and its line on stdout when healthy, 1 and what it saw on stderr when not."""
     try:
         result = probe()
         line = result if isinstance(result, str) else asyncio.run(result)
     except HealthError as err:
         print(f"{prog} healthcheck: NOT healthy: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        return 1
     print(f"{prog} healthcheck: healthy: {line}", flush=True)
-    raise SystemExit(0)
+    return 0
+
+
+def run_check(prog: str, probe: Callable[[], Coroutine[Any, Any, str] | str]) -> NoReturn:
+    """``check_status``, then end the process with its code at once (``exit_process``). A probe
+    that used a Temporal client leaves the SDK's Rust threads running, and an interpreter that
+    finalises under them may abort or crash (temporalio/sdk-python#300): a healthy service then
+    reads as unhealthy, once in ten runs here."""
+    exit_process(check_status(prog, probe))
