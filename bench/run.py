@@ -1,7 +1,8 @@
 """The benchmark: ticketflow end to end over HTTP next to the floor, on fresh servers, one command.
 
     uv run python bench/run.py [--workload overhead|realistic|burst|all] [--tickets 1000]
-                               [--scaling] [--shapes ticketflow,floor] [--json out.json]
+                               [--scaling] [--shapes ticketflow,floor] [--light 100]
+                               [--json out.json]
 
 Each run starts from nothing: a fresh file-backed Temporal dev server (the same binary, pragmas
 and dynamic config as `ticketflow up`), fresh stores, free loopback ports. Shapes:
@@ -11,7 +12,8 @@ and dynamic config as `ticketflow up`), fresh stores, free loopback ports. Shape
   activities (bench/_floor.py), started through the Temporal client: the fixed yardstick.
 
 Per run it prints and records: tickets/s (first submission to last finish, server clocks),
-submission latency p50/p99 (one HTTP POST or StartWorkflow call), ticket latency p50/p99
+submission latency p50/p99 (one HTTP POST or StartWorkflow call) under the run's load and, after
+it, at a light load (``--light`` tickets one at a time, 5 a second), ticket latency p50/p99
 (submitted to finished, with every side effect done), CPU seconds per ticket per process (the
 Temporal server included; the submitting clients are not), the fraction that waited for a
 human, and ticketflow's throughput and CPU as a ratio to the floor's. ``--json`` writes every
@@ -28,14 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 from _floor import AGENT, CORE, PROJECTION, WORKFLOW
 from _measure import CpuMeter, machine, percentile
 from _stack import BENCH_TOKEN, start_stack, stop_stack, store_env, wait_ready
-from _workloads import WORKLOADS, Workload, ticket_body
+from _workloads import OVERHEAD, WORKLOADS, Workload, ticket_body
 from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
 from ticketflow.projection.store import ReadModelStore
@@ -53,6 +55,7 @@ class Result:
     workload: str
     tickets: int
     submit_s: list[float] = field(default_factory=list)
+    light_submit_s: list[float] = field(default_factory=list)  # one at a time, after the run
     latency_s: list[float] = field(default_factory=list)
     first_submit: float = float("inf")
     last_finish: float = 0.0
@@ -75,6 +78,8 @@ class Result:
             "tickets_per_s": round(self.tickets / span, 2),
             "submit_p50_ms": round(percentile(self.submit_s, 0.5) * 1000, 1),
             "submit_p99_ms": round(percentile(self.submit_s, 0.99) * 1000, 1),
+            "light_submit_p50_ms": _ms(self.light_submit_s, 0.5),
+            "light_submit_p99_ms": _ms(self.light_submit_s, 0.99),
             "latency_p50_s": round(percentile(self.latency_s, 0.5), 2),
             "latency_p99_s": round(percentile(self.latency_s, 0.99), 2),
             "cpu_s_per_ticket": round(cpu / self.tickets, 3),
@@ -85,6 +90,22 @@ class Result:
             "human_fraction": round(self.humans / self.tickets, 3),
             "statuses": self.statuses,
         }
+
+
+def _ms(samples: list[float], q: float) -> float | None:
+    return round(percentile(samples, q) * 1000, 1) if samples else None
+
+
+LIGHT_PACE = 5.0  # tickets/s of the light-load probe: far below what either shape sustains
+
+
+async def submit_light(n: int, send, label: str) -> None:
+    """``send(i)`` for ``n`` tickets one at a time, ``LIGHT_PACE`` a second: the submission
+    latency of a system that is not busy (run after the main batch finished)."""
+    if n <= 0:
+        return
+    light = replace(OVERHEAD, pace=LIGHT_PACE)
+    await submit_all(n, light, 1, send, f"{label}: light load")
 
 
 async def submit_all(n: int, workload: Workload, concurrency: int, send, label: str) -> None:
@@ -114,7 +135,7 @@ async def submit_all(n: int, workload: Workload, concurrency: int, send, label: 
 
 
 async def run_ticketflow(
-    n: int, workload: Workload, concurrency: int, store: str, keep: bool
+    n: int, workload: Workload, concurrency: int, store: str, keep: bool, light: int
 ) -> Result:
     result = Result("ticketflow", workload.name, n)
     with contextlib.ExitStack() as stack:
@@ -136,12 +157,18 @@ async def run_ticketflow(
                 meter.start()
                 ids: list[str] = []
 
-                async def send(i: int) -> None:
+                async def post(i: int, timings: list[float]) -> str:
                     t = time.monotonic()
                     r = await client.post("/tickets", json=ticket_body(i, workload.humans))
-                    result.submit_s.append(time.monotonic() - t)
+                    timings.append(time.monotonic() - t)
                     r.raise_for_status()
-                    ids.append(r.json()["ticket_id"])
+                    return str(r.json()["ticket_id"])
+
+                async def send(i: int) -> None:
+                    ids.append(await post(i, result.submit_s))
+
+                async def send_light(i: int) -> None:
+                    await post(n + i, result.light_submit_s)
 
                 approver = asyncio.create_task(approve_forever(client)) if workload.humans else None
                 try:
@@ -152,6 +179,7 @@ async def run_ticketflow(
                         await wait_recorded(view, n)
                         result.cpu_s = meter.sample()
                         collect(view, ids, result)
+                        await submit_light(light, send_light, "ticketflow")
                     finally:
                         view.close()
                 finally:
@@ -233,7 +261,7 @@ def start_floor_worker(address: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def run_floor(n: int, workload: Workload, concurrency: int) -> Result:
+async def run_floor(n: int, workload: Workload, concurrency: int, light: int) -> Result:
     result = Result("floor", workload.name, n)
     with tempfile.TemporaryDirectory(prefix="ticketflow-floor-") as tmp:
         with DevServer(db_filename=Path(tmp) / "temporal.db") as server:
@@ -252,14 +280,20 @@ async def run_floor(n: int, workload: Workload, concurrency: int) -> Result:
                 meter.start()
                 handles = []
 
-                async def send(i: int) -> None:
+                async def start(i: int, timings: list[float]):
                     refund = "requested_refund_cents" in ticket_body(i, False)
                     t = time.monotonic()
                     handle = await client.start_workflow(
                         WORKFLOW, refund, id=f"floor-{i}", task_queue=CORE
                     )
-                    result.submit_s.append(time.monotonic() - t)
-                    handles.append(handle)
+                    timings.append(time.monotonic() - t)
+                    return handle
+
+                async def send(i: int) -> None:
+                    handles.append(await start(i, result.submit_s))
+
+                async def send_light(i: int) -> None:
+                    await start(n + i, result.light_submit_s)
 
                 await submit_all(n, workload, concurrency, send, "floor")
                 bar = tqdm(total=n, desc="floor: finished", unit="t", leave=False)
@@ -275,6 +309,7 @@ async def run_floor(n: int, workload: Workload, concurrency: int) -> Result:
                 bar.close()
                 result.statuses = {"RESOLVED": len(result.latency_s)}  # each result came back
                 result.cpu_s = meter.sample()
+                await submit_light(light, send_light, "floor")
             finally:
                 worker.terminate()
                 worker.wait(timeout=30)
@@ -293,6 +328,7 @@ def table(rows: list[dict[str, object]]) -> str:
         ("vs_floor", "x floor"),
         ("submit_p50_ms", "submit p50 ms"),
         ("submit_p99_ms", "submit p99 ms"),
+        ("light_submit_p99_ms", "light submit p99 ms"),
         ("latency_p50_s", "latency p50 s"),
         ("latency_p99_s", "latency p99 s"),
         ("cpu_s_per_ticket", "CPU-s/ticket"),
@@ -333,9 +369,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 started = time.monotonic()
                 print(f"- {shape}, {n} tickets ...", flush=True)
                 if shape == "ticketflow":
-                    res = await run_ticketflow(n, workload, args.concurrency, args.store, args.keep)
+                    res = await run_ticketflow(
+                        n, workload, args.concurrency, args.store, args.keep, args.light
+                    )
                 elif shape == "floor":
-                    res = await run_floor(n, workload, args.concurrency)
+                    res = await run_floor(n, workload, args.concurrency, args.light)
                 else:
                     raise SystemExit(f"unknown shape {shape!r}: use ticketflow and/or floor")
                 row = res.figures()
@@ -372,12 +410,18 @@ def main() -> None:
     ap.add_argument("--scaling", action="store_true", help="300, 1000 and 3000 tickets")
     ap.add_argument("--shapes", default="ticketflow,floor", help="ticketflow, floor, or both")
     ap.add_argument("--concurrency", type=int, default=20, help="submitting clients (20)")
+    ap.add_argument(
+        "--light",
+        type=int,
+        default=100,
+        help=f"after each run, tickets submitted one at a time at {LIGHT_PACE:g}/s (100)",
+    )
     ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep ticketflow's data dir and logs")
     args = ap.parse_args()
-    if args.tickets < 1 or args.concurrency < 1:
-        ap.error("--tickets and --concurrency must be at least 1")
+    if args.tickets < 1 or args.concurrency < 1 or args.light < 0:
+        ap.error("--tickets and --concurrency must be at least 1, --light at least 0")
     sys.exit(asyncio.run(main_async(args)))
 
 

@@ -18,7 +18,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # two stacks s
 def test_the_benchmark_runs_both_shapes_and_accounts_for_every_ticket(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--tickets", "8", "--json", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            *("--tickets", "8", "--light", "3", "--json", str(out)),
+        ],
         capture_output=True,
         text=True,
         timeout=280,
@@ -34,6 +38,7 @@ def test_the_benchmark_runs_both_shapes_and_accounts_for_every_ticket(tmp_path: 
         assert sum(run["statuses"].values()) == 8
         assert run["tickets_per_s"] > 0 and run["cpu_s_per_ticket"] > 0
         assert run["cpu_s_per_ticket_by_process"].get("temporal server", 0) > 0
+        assert run["light_submit_p50_ms"] > 0  # the light-load probe after the batch ran
     assert runs["ticketflow"]["statuses"] == {"RESOLVED": 8}
     assert runs["ticketflow"]["human_fraction"] == 0
     assert {"ticketflow-api", "ticketflow-core-worker"} <= set(
