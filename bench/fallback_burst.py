@@ -17,9 +17,14 @@ stops the stack and prints:
   out before a worker took it has none): the most in any 1 s and 10 s window, and the mean while
   the queue was busy, against the rate limit; and the number of calls the mock answered (its
   own log lines), which must match;
-- agent calls by tier, and re-asks (primary calls after a fallback answer).
+- agent calls by tier, and re-asks (primary calls after a fallback answer);
+- with ``--agent-workers N``, N agent-worker processes poll the primary queue (the stack's own and
+  N-1 more): the limit is the queue's, kept by the server, so N workers must not multiply it.
+  The sustained rate is printed as a ratio to the limit (target within +-5%), with each worker's
+  share of the calls.
 
     uv run python bench/fallback_burst.py [--rate 10] [--factor 3] [--seconds 20]
+                                          [--agent-workers 3]
 
 Not part of the test command: figures depend on the machine (README, "Benchmarks").
 """
@@ -28,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +48,7 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from ticketflow.contracts import names
+from ticketflow.runtime.pollers import ACTIVITY, pollers
 from ticketflow.testkit import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -104,13 +112,14 @@ def primary_call_times(log: Path) -> list[float]:
     return sorted(times)
 
 
-async def primary_starts(address: str, ticket_ids: list[str]) -> list[float]:
-    """When Temporal handed each primary-queue call to a worker (ActivityTaskStarted event times:
-    the attempt's start as the server recorded it), over every ticket's history."""
+async def primary_starts(address: str, ticket_ids: list[str]) -> list[tuple[float, str]]:
+    """When Temporal handed each primary-queue call to a worker, and to which one
+    (ActivityTaskStarted event times: the attempt's start as the server recorded it, and the
+    poller's identity), over every ticket's history."""
     client = await Client.connect(address)
     gate = asyncio.Semaphore(16)
 
-    async def one(ticket_id: str) -> list[float]:
+    async def one(ticket_id: str) -> list[tuple[float, str]]:
         queues: dict[int, str] = {}
         starts = []
         async with gate:
@@ -119,12 +128,39 @@ async def primary_starts(address: str, ticket_ids: list[str]) -> list[float]:
                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                     queues[e.event_id] = e.activity_task_scheduled_event_attributes.task_queue.name
                 elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                    scheduled = e.activity_task_started_event_attributes.scheduled_event_id
-                    if queues.get(scheduled) == names.AGENT_QUEUE:
-                        starts.append(e.event_time.ToDatetime().timestamp())
+                    started = e.activity_task_started_event_attributes
+                    if queues.get(started.scheduled_event_id) == names.AGENT_QUEUE:
+                        starts.append((e.event_time.ToDatetime().timestamp(), started.identity))
         return starts
 
     return sorted(t for ts in await asyncio.gather(*map(one, ticket_ids)) for t in ts)
+
+
+def start_agent_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    """``n`` more agent-worker processes on the primary queue, beside the stack's own."""
+    exe = str(Path(sys.executable).parent / "ticketflow-agent-worker")
+    procs = []
+    for i in range(n):
+        with open(logs / f"agent-worker-{i + 2}.log", "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [exe, "--queue", "primary"], env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
+    return procs
+
+
+async def wait_for_pollers(address: str, identities: int, timeout: float = 60) -> None:
+    """Until Temporal lists ``identities`` distinct pollers of the primary queue."""
+    client = await Client.connect(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = await pollers(client, names.AGENT_QUEUE, ACTIVITY)
+        if len({p.identity for p in seen}) >= identities:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(seen)} of {identities} agent workers polled in time")
+        await asyncio.sleep(0.2)  # a poll with a deadline
 
 
 def most_in_window(times: list[float], window_s: float) -> int:
@@ -146,9 +182,19 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ticketflow-bench-") as tmp:
         log = Path(tmp) / "up.log"
         proc, base = start_stack(Path(tmp), args.latency_ms, args.rate, env)
+        extra: list[subprocess.Popen[bytes]] = []
         try:
             async with httpx.AsyncClient(base_url=base, timeout=60) as client:
                 await wait_ready(client, proc)
+                if args.agent_workers > 1:
+                    worker_env = {
+                        **{k: v for k, v in os.environ.items() if not k.startswith("TICKETFLOW_")},
+                        **env,
+                        "TICKETFLOW_AGENT_RATE_PER_S": str(args.rate),
+                        "TICKETFLOW_MOCK_LATENCY_MS": str(args.latency_ms),
+                    }
+                    extra = start_agent_workers(args.agent_workers - 1, worker_env, Path(tmp))
+                    await wait_for_pollers(temporal, args.agent_workers)
                 print(
                     f"stack ready at {base}; primary rate limit {args.rate:g}/s; submitting "
                     f"{total} tickets at {per_s:g}/s for {args.seconds:g}s",
@@ -188,10 +234,15 @@ async def run(args: argparse.Namespace) -> None:
                 elapsed = time.monotonic() - t0
             starts = await primary_starts(temporal, list(tickets))
         finally:
+            for worker in extra:
+                worker.terminate()
+            for worker in extra:
+                worker.wait(timeout=30)
             stop_stack(proc)
             if args.keep_log:
                 args.keep_log.write_bytes(log.read_bytes())
-        report(args, tickets, views, pending, log, elapsed, starts)
+        logs = [log, *(Path(tmp) / f"agent-worker-{i + 2}.log" for i in range(len(extra)))]
+        report(args, tickets, views, pending, logs, elapsed, starts)
 
 
 def report(
@@ -199,9 +250,9 @@ def report(
     tickets: dict[str, tuple[str, bool]],
     views: dict[str, dict[str, Any]],
     pending: set[str],
-    log: Path,
+    logs: list[Path],
     elapsed: float,
-    starts: list[float],
+    starts: list[tuple[float, str]],
 ) -> None:
     def auto(tid: str) -> bool:
         decision = views[tid].get("decision")
@@ -219,9 +270,13 @@ def report(
         for c in v.get("agent_calls") or []:
             seen_fallback |= c["tier"] == "fallback" and c["ok"]
             reasks += seen_fallback and c["tier"] == "primary"
-    answered = len(primary_call_times(log))
-    times = starts
+    answered = sum(len(primary_call_times(log)) for log in logs)
+    times = [t for t, _ in starts]
     span = times[-1] - times[0] if len(times) > 1 else 0.0
+    sustained = (len(times) - args.rate) / span if span else 0.0
+    by_worker: dict[str, int] = {}
+    for _, identity in starts:
+        by_worker[identity] = by_worker.get(identity, 0) + 1
     # Temporal's limit is a token bucket holding one second of tokens: any window of w seconds
     # may see up to rate * (w + 1) calls, and a long window shows the sustained rate.
     windows = ", ".join(
@@ -244,8 +299,13 @@ def report(
     )
     print(
         f"primary model calls         {len(times)} started ({answered} answered, mock log) over "
-        f"{span:.1f}s, {(len(times) - args.rate) / span if span else 0:.2f}/s after the "
-        f"bucket's first {args.rate:g} (limit {args.rate:g}/s); most in any window of {windows}"
+        f"{span:.1f}s, {sustained:.2f}/s after the bucket's first {args.rate:g} (limit "
+        f"{args.rate:g}/s); most in any window of {windows}"
+    )
+    print(
+        f"sustained rate / limit      {sustained / args.rate:.3f} with {len(by_worker)} "
+        f"worker(s) taking calls (target 0.95-1.05): "
+        + ", ".join(f"{n}" for n in sorted(by_worker.values(), reverse=True))
     )
     print(
         f"agent calls ok              primary {sum(c['tier'] == 'primary' for c in ok)}, "
@@ -266,6 +326,9 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=int, default=50, help="mock model latency per call")
     ap.add_argument("--max-concurrent", type=int, default=8, help="model calls per worker")
     ap.add_argument("--approval-timeout-s", type=float, default=300.0)
+    ap.add_argument(
+        "--agent-workers", type=int, default=1, help="agent-worker processes on the primary queue"
+    )
     ap.add_argument("--keep-log", type=Path, help="copy the stack's output (up.log) here")
     asyncio.run(run(ap.parse_args()))
 
