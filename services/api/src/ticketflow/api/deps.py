@@ -26,24 +26,35 @@ __all__ = [
 
 
 # `app.state` is untyped (Starlette's State holds Any): each getter names the type it stored.
+# Each is `async def` although it awaits nothing: FastAPI runs a plain `def` dependency in its
+# thread pool, a thread hop per dependency per request (under load, a third of the api's CPU
+# went to handing requests to threads and back).
 
 
-def get_settings(request: Request) -> Settings:
+def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_tickets(request: Request) -> TicketService:
+def _tickets(request: Request) -> TicketService:
     tickets: TicketService = request.app.state.tickets
     return tickets
 
 
-def get_gateway(request: Request) -> TicketGateway:
-    return get_tickets(request).gateway
+async def get_settings(request: Request) -> Settings:
+    return _settings(request)
 
 
-def get_read_model_client(request: Request) -> ReadModelClient:
-    return get_tickets(request).read_model_client
+async def get_tickets(request: Request) -> TicketService:
+    return _tickets(request)
+
+
+async def get_gateway(request: Request) -> TicketGateway:
+    return _tickets(request).gateway
+
+
+async def get_read_model_client(request: Request) -> ReadModelClient:
+    return _tickets(request).read_model_client
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
