@@ -75,7 +75,9 @@ class JsonBodyRoute(APIRoute):
             problem = await json_problem(request)
             if problem is not None:
                 if authenticate_first:
-                    await require_approver(await get_settings(request), await bearer_scheme(request))
+                    await require_approver(
+                        await get_settings(request), await bearer_scheme(request)
+                    )
                 raise RequestValidationError([problem])
             return await handler(request)
 
