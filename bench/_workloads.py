@@ -30,6 +30,13 @@ OVERHEAD = Workload(
     pace=None,
     humans=False,
 )
+STEADY = replace(
+    OVERHEAD,
+    name="steady",
+    what="the overhead workload submitted at 12 tickets/s, about 90% of what it sustains on a "
+    "2-core machine: full load without a growing backlog",
+    pace=12.0,
+)
 REALISTIC = Workload(
     "realistic",
     "rate limit 10 calls/s, model latency uniform 0-3 s, 10% transient failures, one ticket in "
@@ -48,7 +55,7 @@ BURST = replace(
     "limit lets the primary model answer",
     pace=REALISTIC.pace * 3 if REALISTIC.pace else None,
 )
-WORKLOADS = {w.name: w for w in (OVERHEAD, REALISTIC, BURST)}
+WORKLOADS = {w.name: w for w in (OVERHEAD, STEADY, REALISTIC, BURST)}
 
 
 def ticket_body(i: int, humans: bool) -> dict[str, object]:

@@ -31,12 +31,12 @@ def _dead_pid() -> int:
 
 
 def _wrapped(
-    *argv: str, parent: int | None = None, lc_ctype: str = "-", **kwargs: Any
+    *argv: str, parent: int | None = None, lc_ctype: str = "-", nice: int = 0, **kwargs: Any
 ) -> subprocess.Popen[str]:
     assert PDEATHSIG_WRAPPER is not None
     wrapper = [sys.executable, "-I", "-S", str(PDEATHSIG_WRAPPER)]
     return subprocess.Popen(
-        [*wrapper, str(os.getpid() if parent is None else parent), lc_ctype, *argv],
+        [*wrapper, str(os.getpid() if parent is None else parent), lc_ctype, str(nice), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -72,3 +72,19 @@ def test_the_wrapper_reports_what_it_cannot_run_and_a_parent_already_gone() -> N
     out, err = process.communicate(timeout=50)
     assert process.returncode == 128 + signal.SIGTERM
     assert out == ""
+
+
+def test_the_wrapper_lowers_the_priority_of_the_command_and_its_threads() -> None:
+    # The command's own niceness and that of a thread it starts: Linux niceness is per thread.
+    report = (
+        "import os, threading\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(os.nice(0)))\n"
+        "t.start(); t.join()\n"
+        "print(os.nice(0), seen[0])\n"
+    )
+    process = _wrapped(sys.executable, "-c", report, nice=7)
+    out, err = process.communicate(timeout=50)
+    assert process.returncode == 0, err
+    mine = os.nice(0)
+    assert out.split() == [str(min(mine + 7, 19)), str(min(mine + 7, 19))]

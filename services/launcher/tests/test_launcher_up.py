@@ -8,6 +8,7 @@ services' own behaviour is tested in their packages and in the root tests/.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import stat
@@ -93,6 +94,17 @@ def test_up_starts_everything_then_stops_everything(
 
     pids = first.started_pids()
     assert set(pids) == {"temporal", *SERVICES}
+    # The workers yield the CPU to what answers requests (TICKETFLOW_WORKER_NICE, default 10).
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    niceness = {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in pids.items()}
+    worker = min(mine + 10, 19)
+    assert niceness == {
+        "temporal": mine,
+        "api": mine,
+        "projection": mine,
+        "core-worker": worker,
+        "agent-worker": worker,
+    }
     first.process.send_signal(signal.SIGTERM)
     assert first.wait_exit() == 0, first.output
     first.wait_gone(pids.values(), "the stack")

@@ -40,6 +40,7 @@ class ChildSpec:
     stop_wave: int = 0  # lower waves stop first
     quiet_when_stopping: bool = False  # drop its output once asked to stop (shutdown chatter)
     umask: int | None = None  # e.g. 0o077: what the child creates is 0600; None inherits
+    nice: int = 0  # added to the launcher's niceness before the command runs (0: unchanged)
 
 
 @dataclass
@@ -94,8 +95,10 @@ def spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
             raise RuntimeError("Supervisor.start() must be called from the main thread")
         lc_ctype = f"={env['LC_CTYPE']}" if "LC_CTYPE" in env else "-"
         wrapper = [sys.executable, "-I", "-S", str(PDEATHSIG_WRAPPER), str(os.getpid())]
-        argv = [*wrapper, lc_ctype, *argv]
-    return subprocess.Popen(
+        # The wrapper sets the niceness before it execs, while the child has one thread: Linux
+        # niceness is per thread, and threads inherit it from the one that starts them.
+        argv = [*wrapper, lc_ctype, str(spec.nice), *argv]
+    process = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -105,3 +108,9 @@ def spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
         start_new_session=True,
         umask=-1 if spec.umask is None else spec.umask,
     )
+    if PDEATHSIG_WRAPPER is None and spec.nice:
+        with contextlib.suppress(OSError):  # best effort where there is no wrapper
+            os.setpriority(
+                os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + spec.nice
+            )
+    return process

@@ -1,7 +1,8 @@
 """Exec a command with a parent-death signal (Linux): it gets SIGTERM when its parent dies.
 
-Run as ``python -I -S _pdeathsig.py PARENT_PID LC_CTYPE ARGV...`` by the supervisor, as the child
-it just forked (LC_CTYPE: ``=value`` as the command's environment has it, ``-`` if unset). It sets
+Run as ``python -I -S _pdeathsig.py PARENT_PID LC_CTYPE NICE ARGV...`` by the supervisor, as the
+child it just forked (LC_CTYPE: ``=value`` as the command's environment has it, ``-`` if unset;
+NICE: added to the process's niceness first, 0 for none). It sets
 ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, then execs ARGV in the same process (same pid, same session;
 the setting survives execve), so a SIGKILLed launcher's services and dev server still get a
 SIGTERM and shut down instead of living on, re-parented to PID 1. If PARENT_PID is no longer its
@@ -24,7 +25,12 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def main() -> None:
-    parent, lc_ctype, *argv = sys.argv[1:]
+    parent, lc_ctype, nice, *argv = sys.argv[1:]
+    if int(nice):
+        try:
+            os.nice(int(nice))
+        except OSError as why:  # lowering one's priority is always allowed; say so if it was not
+            print(f"ticketflow: cannot change the niceness by {nice}: {why}", file=sys.stderr)
     # This interpreter's startup may have coerced a C locale by setting LC_CTYPE (PEP 538): give
     # the command the environment the supervisor asked for.
     if lc_ctype.startswith("="):

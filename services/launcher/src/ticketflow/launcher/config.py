@@ -40,6 +40,7 @@ Port = Annotated[int, Field(gt=0, lt=65536)]
 
 
 DEFAULT_METRICS_PORT = 9000
+DEFAULT_WORKER_NICE = 10
 # Which metrics port is whose: TICKETFLOW_METRICS_PORT + index.
 METRICS_ORDER = ("temporal", "api", "core-worker", "agent-worker", "projection")
 
@@ -70,6 +71,11 @@ class LauncherSettings(ServiceSettings):
     # The first of five consecutive metrics ports (Temporal's dev server, api, core-worker,
     # agent-worker, projection), on 127.0.0.1.
     metrics_port: int | None = Field(DEFAULT_METRICS_PORT, gt=0, lt=65536 - len(METRICS_ORDER))
+    # The CPU niceness of the core worker and the agent worker (0-19; 0 keeps the launcher's):
+    # on one host the requests that wait for an answer (the api, Temporal's frontend, the
+    # projection's read API) go first, and the workers' work, queued durably in Temporal,
+    # takes what is left.
+    worker_nice: int = Field(DEFAULT_WORKER_NICE, ge=0, le=19)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class StackConfig:
     viewer_tokens_given: bool = False  # False: reads are open (the dev default)
     readmodel_token_given: bool = False  # False: `ticketflow up` makes one for this run
     metrics_base_port: int = DEFAULT_METRICS_PORT
+    worker_nice: int = DEFAULT_WORKER_NICE
 
     @property
     def metrics_ports(self) -> dict[str, int]:
@@ -163,6 +170,7 @@ def stack_config(settings: LauncherSettings, options: UpOptions) -> StackConfig:
         viewer_tokens_given=_given(settings.viewer_tokens),
         readmodel_token_given=_given(settings.readmodel_token),
         metrics_base_port=settings.metrics_port or DEFAULT_METRICS_PORT,
+        worker_nice=settings.worker_nice,
     )
 
 

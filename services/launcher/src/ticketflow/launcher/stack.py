@@ -103,10 +103,11 @@ def service_children(
     api_env: Mapping[str, str],
     projection_env: Mapping[str, str] | None = None,
 ) -> list[ChildSpec]:
-    """The four services. Workers are ready when Temporal sees them poll (only pollers seen since
-    ``since_epoch_s``: a dev server we start knows no older ones, and with an external server this
-    ignores workers of an earlier run); the api also gets ``api_env`` (a dev token), the
-    projection ``projection_env`` (the read-model token, which the api_env carries too)."""
+    """The four services, the core and agent workers at ``config.worker_nice``. Workers are ready
+    when Temporal sees them poll (only pollers seen since ``since_epoch_s``: a dev server we start
+    knows no older ones, and with an external server this ignores workers of an earlier run); the
+    api also gets ``api_env`` (a dev token), the projection ``projection_env`` (the read-model
+    token, which the api_env carries too)."""
     http, grpc = config.http_port, config.grpc_port
     ports = config.metrics_ports
 
@@ -121,6 +122,7 @@ def service_children(
             umask=PRIVATE_UMASK,
             ready=pollers.probe([(names.CORE_QUEUE, WORKFLOW)], since_epoch_s=since_epoch_s),
             ready_what=f"polling {names.CORE_QUEUE}",
+            nice=config.worker_nice,
         ),
         ChildSpec(
             "agent-worker",
@@ -132,6 +134,7 @@ def service_children(
                 since_epoch_s=since_epoch_s,
             ),
             ready_what=f"polling {names.AGENT_QUEUE} and {names.AGENT_FALLBACK_QUEUE}",
+            nice=config.worker_nice,
         ),
         ChildSpec(
             "projection",
