@@ -77,7 +77,9 @@ KINDS: list[tuple[str, bool, dict[str, Any]]] = [
 # 8 of 10 tickets auto-eligible: the four low-risk kinds twice, then one of each human kind.
 MIX = [0, 1, 2, 3, 0, 1, 2, 3, 4, 5]
 PRIMARY = "mock-primary-1"
-LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*model (mock-\w+-1)")
+# A model call's log line, in the text format (`2026-11-29 10:00:00,123 ... model mock-primary-1`)
+# or as a JSON line (`"timestamp": "2026-11-29T10:00:00.123456Z"`, the format behind a pipe).
+LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[.,]\d+)Z?\b.*model (mock-\w+-1)")
 
 
 def ticket_body(i: int) -> tuple[str, bool, dict[str, Any]]:
@@ -104,11 +106,12 @@ def wait_of(view: dict[str, Any]) -> float | None:
 
 
 def primary_call_times(log: Path) -> list[float]:
-    """When each primary model call answered, from the agent worker's own log lines."""
+    """When each primary model call answered, from the agent workers' own log lines."""
     times = []
     for line in log.read_text(errors="replace").splitlines():
-        if "agent-worker" in line and (m := LOG_LINE.search(line)) and m.group(2) == PRIMARY:
-            times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+        if (m := LOG_LINE.search(line)) and m.group(2) == PRIMARY:
+            stamp = m.group(1).replace(",", ".").replace(" ", "T")
+            times.append(datetime.fromisoformat(stamp).timestamp())
     return sorted(times)
 
 
