@@ -137,7 +137,13 @@ async def submit_all(n: int, workload: Workload, concurrency: int, send, label: 
 
 
 async def run_ticketflow(
-    n: int, workload: Workload, concurrency: int, store: str, keep: bool, light: int
+    n: int,
+    workload: Workload,
+    concurrency: int,
+    store: str,
+    keep: bool,
+    light: int,
+    env: dict[str, str],
 ) -> Result:
     result = Result("ticketflow", workload.name, n)
     with contextlib.ExitStack() as stack:
@@ -146,6 +152,7 @@ async def run_ticketflow(
             "TICKETFLOW_MOCK_LATENCY_JITTER_MS": str(workload.jitter_ms),
             "TICKETFLOW_MOCK_FAILURE_RATE": str(workload.failure_rate),
             **store_env(store, stack),
+            **env,
         }
         proc, base = start_stack(tmp, workload.latency_ms, workload.rate, extra_env=extra)
         try:
@@ -376,6 +383,7 @@ async def main_async(args: argparse.Namespace) -> int:
     sizes = [300, 1000, 3000] if args.scaling else [args.tickets]
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     rows: list[dict[str, object]] = []
+    env = {} if args.worker_nice is None else {"TICKETFLOW_WORKER_NICE": str(args.worker_nice)}
     for name in workloads:
         workload = WORKLOADS[name]
         print(f"workload {name}: {workload.what}", flush=True)
@@ -385,7 +393,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(f"- {shape}, {n} tickets ...", flush=True)
                 if shape == "ticketflow":
                     res = await run_ticketflow(
-                        n, workload, args.concurrency, args.store, args.keep, args.light
+                        n, workload, args.concurrency, args.store, args.keep, args.light, env
                     )
                 elif shape == "floor":
                     res = await run_floor(n, workload, args.concurrency, args.light)
@@ -430,6 +438,13 @@ def main() -> None:
         type=int,
         default=100,
         help=f"after each run, tickets submitted one at a time at {LIGHT_PACE:g}/s (100)",
+    )
+    ap.add_argument(
+        "--worker-nice",
+        type=int,
+        choices=range(20),
+        metavar="0-19",
+        help="TICKETFLOW_WORKER_NICE for ticketflow's workers (default: ticketflow up's, 10)",
     )
     ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--json", help="write every figure to this file")
