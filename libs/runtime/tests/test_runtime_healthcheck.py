@@ -158,6 +158,7 @@ run_check("probe", lambda: check_polling(sys.argv[1], "default", [], identity_pr
 """
 
 
+@pytest.mark.timeout(150)  # thirty probe processes, each importing the Temporal SDK
 def test_a_probe_whose_client_found_nobody_exits_1_every_time() -> None:
     """The interpreter's finalisation under the SDK's Rust threads aborted or crashed such a probe
     about once in ten runs (exit -6 or -11 instead of 1); thirty runs, a few at a time."""
