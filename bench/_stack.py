@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from ticketflow.testkit import PostgresServer, free_port
 
-__all__ = ["BENCH_TOKEN", "start_stack", "stop_stack", "store_env", "wait_ready"]
+__all__ = ["BENCH_TOKEN", "start_stack", "stop_process", "stop_stack", "store_env", "wait_ready"]
 
 BENCH_TOKEN = "bench-approver-token-0123456789"
 
@@ -73,6 +73,15 @@ def stop_stack(proc: subprocess.Popen, timeout: float = 60) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait for a process already asked to stop; SIGKILL it if it is still there after ``timeout``."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def store_env(store: str, stack: contextlib.ExitStack) -> dict[str, str]:

@@ -52,7 +52,7 @@ from ticketflow.runtime.pollers import ACTIVITY, pollers
 from ticketflow.testkit import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import start_stack, stop_stack, wait_ready
+from _stack import start_stack, stop_process, stop_stack, wait_ready
 
 CALLS_PER_TICKET = 2  # classify and draft, when the primary answers both
 SETTLED = {"WAITING_APPROVAL", "RESOLVED", "REJECTED", "ESCALATED"}
@@ -158,8 +158,8 @@ async def wait_for_pollers(address: str, identities: int, timeout: float = 60) -
     client = await Client.connect(address)
     deadline = time.monotonic() + timeout
     while True:
-        seen = await pollers(client, names.AGENT_QUEUE, ACTIVITY)
-        if len({p.identity for p in seen}) >= identities:
+        seen = {p.identity for p in await pollers(client, names.AGENT_QUEUE, ACTIVITY)}
+        if len(seen) >= identities:
             return
         if time.monotonic() > deadline:
             raise SystemExit(f"only {len(seen)} of {identities} agent workers polled in time")
@@ -240,7 +240,7 @@ async def run(args: argparse.Namespace) -> None:
             for worker in extra:
                 worker.terminate()
             for worker in extra:
-                worker.wait(timeout=30)
+                stop_process(worker)
             stop_stack(proc)
             if args.keep_log:
                 args.keep_log.write_bytes(log.read_bytes())

@@ -39,7 +39,7 @@ import httpx
 from _floor import AGENT, CORE, PROJECTION, WORKFLOW
 from _measure import CpuMeter, machine
 from _results import Result, add_ratios, table
-from _stack import BENCH_TOKEN, start_stack, stop_stack, store_env, wait_ready
+from _stack import BENCH_TOKEN, start_stack, stop_process, stop_stack, store_env, wait_ready
 from _workloads import OVERHEAD, WORKLOADS, Workload, ticket_body
 from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
@@ -275,7 +275,7 @@ async def run_floor(n: int, workload: Workload, concurrency: int, light: int) ->
                 await submit_light(light, send_light, "floor")
             finally:
                 worker.terminate()
-                worker.wait(timeout=30)
+                stop_process(worker)
     return result
 
 

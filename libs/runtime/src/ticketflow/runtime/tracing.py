@@ -40,6 +40,8 @@ def setup_tracing(
 ) -> TracerProvider | None:
     """Install the process's tracer provider once (the global provider cannot be replaced); later
     calls return None. ``processors`` (tests: an in-memory exporter) come in addition to OTLP."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return None  # before building an exporter whose thread would then be left running
     provider = TracerProvider(resource=Resource.create({"service.name": f"ticketflow-{service}"}))
     if otlp_configured():
         # Imported only when used: the exporter pulls in its gRPC stubs.
@@ -48,8 +50,6 @@ def setup_tracing(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     for processor in processors:
         provider.add_span_processor(processor)
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        return None
     trace.set_tracer_provider(provider)
     return provider
 

@@ -22,6 +22,8 @@ __all__ = [
     "get_read_model_client",
     "get_settings",
     "get_tickets",
+    "settings_of",
+    "tickets_of",
 ]
 
 
@@ -31,30 +33,32 @@ __all__ = [
 # went to handing requests to threads and back).
 
 
-def _settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
+    """The app's settings, for code that has the request (the console) rather than a dependency."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _tickets(request: Request) -> TicketService:
+def tickets_of(request: Request) -> TicketService:
+    """The app's service layer, for code that has the request rather than a dependency."""
     tickets: TicketService = request.app.state.tickets
     return tickets
 
 
 async def get_settings(request: Request) -> Settings:
-    return _settings(request)
+    return settings_of(request)
 
 
 async def get_tickets(request: Request) -> TicketService:
-    return _tickets(request)
+    return tickets_of(request)
 
 
 async def get_gateway(request: Request) -> TicketGateway:
-    return _tickets(request).gateway
+    return tickets_of(request).gateway
 
 
 async def get_read_model_client(request: Request) -> ReadModelClient:
-    return _tickets(request).read_model_client
+    return tickets_of(request).read_model_client
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -230,27 +230,19 @@ def add_ticket_service(servicer: TicketServicer, server: grpc.aio.Server) -> Non
     """Register TicketService like the generated `add_TicketServiceServicer_to_server`, but with
     raw-bytes requests (no request deserializer), so the servicer parses and reports bad input.
     """
+    responses: dict[str, type[Message]] = {
+        "SubmitTicket": ticket_pb2.SubmitTicketResponse,
+        "GetTicket": ticket_pb2.GetTicketResponse,
+        "ListTickets": ticket_pb2.ListTicketsResponse,
+        "DecideTicket": ticket_pb2.DecideTicketResponse,
+    }
     handlers = {
-        "SubmitTicket": grpc.unary_unary_rpc_method_handler(
-            servicer.SubmitTicket,
+        method: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method),
             request_deserializer=None,
-            response_serializer=ticket_pb2.SubmitTicketResponse.SerializeToString,
-        ),
-        "GetTicket": grpc.unary_unary_rpc_method_handler(
-            servicer.GetTicket,
-            request_deserializer=None,
-            response_serializer=ticket_pb2.GetTicketResponse.SerializeToString,
-        ),
-        "ListTickets": grpc.unary_unary_rpc_method_handler(
-            servicer.ListTickets,
-            request_deserializer=None,
-            response_serializer=ticket_pb2.ListTicketsResponse.SerializeToString,
-        ),
-        "DecideTicket": grpc.unary_unary_rpc_method_handler(
-            servicer.DecideTicket,
-            request_deserializer=None,
-            response_serializer=ticket_pb2.DecideTicketResponse.SerializeToString,
-        ),
+            response_serializer=response.SerializeToString,
+        )
+        for method, response in responses.items()
     }
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(TICKET_SERVICE, handlers),)

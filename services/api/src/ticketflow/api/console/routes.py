@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from ticketflow.contracts import TicketStatus
 
 from ..auth import identify_approver
+from ..deps import settings_of, tickets_of
 from ..errors import (
     ApiError,
     Conflict,
@@ -35,7 +36,6 @@ from ..errors import (
 )
 from ..schemas import DecisionRequest, TicketView
 from ..service import TicketService, validating
-from ..settings import Settings
 from . import views
 from .session import PATH, ConsoleSession, SessionSigner
 
@@ -49,16 +49,6 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(money=views.money, when=views.when, words=views.decision_words)
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
-
-
-def _tickets(request: Request) -> TicketService:
-    tickets: TicketService = request.app.state.tickets
-    return tickets
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _signer(request: Request) -> SessionSigner:
@@ -131,7 +121,7 @@ async def login(
     if not signer.login_csrf_ok(request, csrf):
         return _login(request, None, "The sign-in form expired; please sign in again.", 400)
     try:
-        approver = identify_approver(_settings(request), token.strip() or None)
+        approver = identify_approver(settings_of(request), token.strip() or None)
     except Unauthorized:
         log.info("console: a sign-in with a token that is not an approver's was refused")
         return _login(
@@ -185,7 +175,7 @@ async def queue_state(
     if _signer(request).read(request) is None:
         return JSONResponse({"signed_in": False}, status_code=401)
     try:
-        page = await _tickets(request).list(TicketStatus.WAITING_APPROVAL, PAGE_SIZE, page_token)
+        page = await tickets_of(request).list(TicketStatus.WAITING_APPROVAL, PAGE_SIZE, page_token)
     except ApiError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     items = [(t.ticket_id, str(t.status)) for t in page.tickets]
@@ -193,7 +183,7 @@ async def queue_state(
 
 
 async def _queue_context(request: Request, page_token: str | None) -> dict[str, Any]:
-    tickets = _tickets(request)
+    tickets = tickets_of(request)
     page = await tickets.list(TicketStatus.WAITING_APPROVAL, PAGE_SIZE, page_token)
     limit = asyncio.Semaphore(8)
 
@@ -207,7 +197,7 @@ async def _queue_context(request: Request, page_token: str | None) -> dict[str, 
     ids = [t.ticket_id for t in page.tickets]
     found = await asyncio.gather(*(view_of(i) for i in ids))
     now = datetime.now(UTC)
-    currency = _settings(request).console_currency
+    currency = settings_of(request).console_currency
     rows = [views.queue_row(s, v, currency, now) for s, v in zip(page.tickets, found, strict=True)]
     items = [(t.ticket_id, str(t.status)) for t in page.tickets]
     return {
@@ -230,7 +220,7 @@ async def ticket_page(
     if session is None:
         return _to_login()
     try:
-        view = await _tickets(request).get(ticket_id)
+        view = await tickets_of(request).get(ticket_id)
     except ApiError as exc:
         return _error_page(request, session, exc.message, exc.status)
     notice = {"approved": "You approved this ticket.", "rejected": "You rejected this ticket."}
@@ -242,7 +232,7 @@ async def ticket_state(request: Request, ticket_id: str) -> Response:
     if _signer(request).read(request) is None:
         return JSONResponse({"signed_in": False}, status_code=401)
     try:
-        view = await _tickets(request).get(ticket_id)
+        view = await tickets_of(request).get(ticket_id)
     except ApiError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     return JSONResponse({"fingerprint": _ticket_fingerprint(view), "status": view.status.value})
@@ -267,7 +257,7 @@ def _ticket(
     resend: dict[str, Any] | None = None,
     reason: str = "",
 ) -> HTMLResponse:
-    settings = _settings(request)
+    settings = settings_of(request)
     now = datetime.now(UTC)
     left, urgent = views.time_left(view.approval_deadline, now)
     return _page(
@@ -301,7 +291,7 @@ async def decide(
         return _to_login("ended")
     if not session.csrf_ok(csrf):
         return _error_page(request, session, _CSRF_MESSAGE, 403)
-    tickets = _tickets(request)
+    tickets = tickets_of(request)
     try:
         decision = _decision(approved, reason)
     except InvalidRequest as exc:
@@ -374,7 +364,7 @@ async def _refused(
     view: TicketView | None = None,
 ) -> HTMLResponse:
     if view is None:
-        view = await _view_or_none(_tickets(request), ticket_id)
+        view = await _view_or_none(tickets_of(request), ticket_id)
     if view is None:
         return _error_page(request, session, message, status_code)
     return _ticket(request, session, view, status_code, error=message, resend=resend, reason=reason)
